@@ -1,0 +1,49 @@
+"""``python -m course_sr <verb> ...``: thin argument parsing over the package's functions.
+
+Each verb lives in the module that owns its idea, as a ``main(argv) -> int`` function; this
+table is the whole dispatch (no registry, no auto-import), so "go to definition" works.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+VERBS: dict[str, tuple[str, str]] = {
+    # verb            module                      what it does
+    "demo":         ("course_sr.demo",        "the whole pipeline on the embedded images"),
+    "sample":       ("course_sr.sample",      "build the embedded sample dataset (no download)"),
+    "download":     ("course_sr.download",    "fetch DIV2K / benchmark archives, checked and extracted"),
+    "data-lists":   ("course_sr.data_lists",  "write data_lists/<split>_images.csv"),
+    "train":        ("course_sr.runner",      "SRResNet -> SRGAN (or CycleSR / dual) from a config"),
+    "evaluate":     ("course_sr.evaluate",    "PSNR/SSIM tables for bicubic and checkpoints"),
+    "upscale":      ("course_sr.upscale",     "super-resolve an image or a folder"),
+    "rating-pack":  ("course_sr.rating",      "anonymised images + sheet for human rating (MOS)"),
+    "rating-score": ("course_sr.rating",      "mean opinion score per method from filled sheets"),
+    "report":       ("course_sr.report",      "Markdown experiment report from run directories"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, VERBS))
+    lines = ["usage: python -m course_sr <verb> [options]   (<verb> --help for its options)", "", "verbs:"]
+    lines += [f"  {v:<{width}}  {doc}" for v, (_, doc) in VERBS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0
+    verb, rest = argv[0], argv[1:]
+    if verb not in VERBS:
+        print(f"unknown verb {verb!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(VERBS[verb][0])
+    # A module serving two verbs exposes main_<verb_with_underscores>; otherwise main.
+    fn = getattr(module, "main_" + verb.replace("-", "_"), None) or module.main
+    return int(fn(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""One documented configuration for every experiment in the kit.
+
+The course passes one flat ``EasyDict`` around (``SRDataset(split, config)``,
+``Generator(config)``, ...). Every key lives here once, with its default and the reason
+for it. Experiments are *presets*: small named overrides of these defaults
+(``get_config("quick")``), never copies.
+
+    >>> from course_sr.config import get_config
+    >>> cfg = get_config("quick", batch_size=8)      # preset + your overrides
+    >>> cfg.n_blocks, cfg.batch_size
+    (2, 8)
+
+``get_config`` also accepts a path to a YAML or JSON file holding overrides, which may name a
+``preset`` to start from. Unknown keys are rejected, so a typo cannot silently do nothing.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from easydict import EasyDict
+
+QUICK_ENV = "COURSE_SR_QUICK"
+
+
+def is_quick() -> bool:
+    """True when ``COURSE_SR_QUICK=1``: embedded images, tiny networks, CPU, about a minute."""
+    return os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+# --------------------------------------------------------------------------------------
+# Defaults: the SRGAN paper (Ledig et al., CVPR 2017) at DIV2K scale, 4x.
+# --------------------------------------------------------------------------------------
+DEFAULTS: dict[str, Any] = dict(
+    # ---- run ----
+    method="srgan",            # srgan (SRResNet stage then SRGAN stage) | cyclesr | dual
+    seed=0,                    # python/numpy/torch seeds; resume restores RNG states exactly
+    device="auto",             # auto (cuda if available) | cpu | cuda | cuda:1 ...
+
+    # ---- data (course format: data_lists/<split>_images.csv, rows HR_file,LR_file) ----
+    data_root="data",          # holds DIV2K/ and benchmark/ (see `python -m course_sr download`)
+    csv_folder="data_lists",   # where <split>_images.csv live
+    HR_data_folder=None,       # template name; None means data_root (rows are relative to it)
+    LR_data_folder=None,       # template name; None means data_root
+    train_split="train",       # DIV2K 0001-0800
+    val_split="valid",         # small fixed validation set (DIV2K 0801-0900 here)
+    val_images=5,              # validate on the first N images of val_split (fast, fixed)
+    val_crop=256,              # ... centre-cropped to this HR size (0 = whole image)
+    scaling_factor=4,          # 2, 4 or 8
+    crop_size=96,              # HR patch side (LR side = crop_size / scaling_factor); paper: 96
+    patch_num=100,             # random patches drawn per training image per epoch (template)
+    cache="memory",            # memory (decode once, shared uint8) | disk (per-image .npy) | none
+    cache_dir=None,            # for cache=disk; None means <data_root>/.cache_npy
+    workers=2,                 # DataLoader workers (Colab has 2 CPUs)
+    batch_size=16,             # paper: 16
+
+    # ---- generator: SRResNet (paper sizes) ----
+    generator="srresnet",      # srresnet | vdsr (CycleSR's SR net); see models.build_generator
+    large_kernel_size=9,       # first and last conv
+    small_kernel_size=3,       # every other conv
+    n_channels=64,             # feature maps in the residual trunk
+    n_blocks=16,               # residual blocks (paper: B = 16)
+
+    # ---- discriminator (paper) ----
+    d_kernel_size=3,
+    d_n_channels=64,           # first conv; doubles every second block up to 8x
+    d_n_blocks=8,              # conv layers
+    d_fc_size=1024,            # dense layer width
+
+    # ---- VGG content loss ----
+    vgg_i=5,                   # phi_{i,j}: j-th conv (after ReLU) before the i-th max-pool
+    vgg_j=4,                   # VGG54 (paper's best); VGG22 = (2, 2)
+    vgg_weights="imagenet",    # imagenet (torchvision download) | random (tests and quick mode only)
+    allow_random_vgg=False,    # must be True to train an SRGAN stage with random VGG weights
+    vgg_rescale=1 / 12.75,     # paper: feature maps rescaled by 1/12.75 before the MSE
+
+    # ---- stage 1: SRResNet on pixel MSE ----
+    pretrain_iters=1_000_000,  # paper: 10^6 updates; use the `colab` preset for a day's budget
+    lr_pretrain=1e-4,          # Adam, paper
+
+    # ---- stage 2: SRGAN from the stage-1 generator ----
+    gan_iters=200_000,         # paper: 10^5 at 1e-4 then 10^5 at 1e-5
+    lr_g=1e-4,
+    lr_d=1e-4,
+    lr_decay_at=0.5,           # fraction of gan_iters where both lrs drop by lr_decay_gamma
+    lr_decay_gamma=0.1,
+    adam_betas=(0.9, 0.999),
+    beta=1e-3,                 # template name: weight of the adversarial term -log D(G(LR))
+    content_weight=1.0,        # VGG content loss weight
+    pixel_weight=0.0,          # optional pixel MSE term (seed recipe: 1.0, with content 0.006)
+    d_steps=1,                 # discriminator steps per generator step (G1D2 ablation: 2)
+    g_steps=1,
+    init_from=None,            # stage-1 checkpoint the GAN stage starts from (None: this run's)
+
+    # ---- speed (CUDA only; all off on CPU) ----
+    amp=True,                  # bf16 where supported, else fp16 with a grad scaler
+    channels_last=True,
+    cudnn_benchmark=True,
+    compile=False,             # torch.compile the generator (first steps slower)
+
+    # ---- logging, validation, checkpoints ----
+    log_every=100,             # iterations between history entries / progress bar updates
+    val_every=5000,            # iterations between validations (PSNR/SSIM + sample grid)
+    ckpt_every=5000,           # iterations between `last` checkpoints (+ at each stage end)
+    print_freq=100,            # template name, used by solver.train()
+    tensorboard=True,          # write event files when tensorboard is installed
+
+    # ---- CycleSR (unpaired; see course_sr/cyclesr.py and shared seeds' design note) ----
+    cyc_ngf=64,                # CycleGAN generator filters
+    cyc_ndf=64,                # PatchGAN discriminator filters
+    cyc_n_blocks=9,            # ResNet blocks in each CycleGAN generator
+    cyc_n_layers_D=3,          # PatchGAN conv layers
+    cyc_norm="instance",       # instance | batch | none
+    cyc_up_mode="transpose",   # transpose | resize (resize-conv: no checkerboard)
+    lambda_cycle=10.0,         # cycle L1 weight
+    lambda_identity=0.5,       # identity L1, relative to lambda_cycle
+    pool_size=50,              # image pool for the discriminators
+    sr_net="vdsr",             # vdsr | srresnet: SR network trained on translated LR
+    SR_nb=20,                  # VDSR blocks
+    SR_nf=64,                  # VDSR filters
+    SR_norm_type="batch",      # batch | instance | none
+    SR_lam=1000.0,             # SR loss weight
+    cycleSR_lam=1000.0,        # SR loss weight inside the transfer generator's update
+    grad_clip=50.0,            # gradient-norm clip
+    cyc_lr=2e-4,               # CycleGAN Adam lr
+    SR_lr=1e-4,                # SR network Adam lr
+    n_epoch=100,               # epochs at constant lr
+    n_epoch_decay=100,         # epochs of linear decay to zero
+    iters_per_epoch=1000,      # iterations that make one "epoch" for the schedule above
+    cyc_warmup_iters=0,        # CycleGAN-only warm-up before joint training
+    real_lr_split="real_lr",   # data list of the unpaired real-LR domain
+    degradation=None,          # synthetic degradation spec (see datasets / degradations)
+
+    # ---- dual regression (closed loop) ----
+    dual_lambda=0.1,           # weight of the dual (SR -> LR) loss
+    dual_unpaired_weight=1.0,  # weight of the loop loss on unpaired real LR
+
+    # ---- distributed ----
+    sync_bn=False,             # SyncBatchNorm for G and D under torchrun
+)
+
+
+# --------------------------------------------------------------------------------------
+# Presets: named overrides, each saying what it is for and what it costs.
+# --------------------------------------------------------------------------------------
+_QUICK_TINY_NETS = dict(
+    n_channels=16, n_blocks=2, d_n_channels=8, d_n_blocks=4, d_fc_size=32,
+    vgg_i=2, vgg_j=2, vgg_weights="random", allow_random_vgg=True,
+    cyc_ngf=8, cyc_ndf=8, cyc_n_blocks=2, cyc_n_layers_D=2, SR_nb=3, SR_nf=16, pool_size=4,
+)
+_QUICK_DATA = dict(
+    data_root=None,            # None: the embedded sample (course_sr.sample), built on first use
+    csv_folder=None,           # None: the sample's own lists
+    train_split="sample_train", val_split="sample_test", val_images=2, val_crop=96,
+    crop_size=32, patch_num=8, batch_size=4, workers=0, device="cpu",
+)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's schedule (10^6 SRResNet + 2x10^5 SRGAN updates): days on one GPU.
+    "paper": dict(),
+    # A Colab T4 budget (~10-12 h): 10^5 SRResNet + 5x10^4 SRGAN updates; PSNR ~0.3 dB short
+    # of the paper's SRResNet.
+    "colab": dict(pretrain_iters=100_000, gan_iters=50_000, val_every=2_500, ckpt_every=1_000),
+    # Embedded images, tiny networks, random VGG, CPU: the whole pipeline in about a minute.
+    "quick": dict(**_QUICK_DATA, **_QUICK_TINY_NETS, pretrain_iters=30, gan_iters=20,
+                  log_every=5, val_every=15, ckpt_every=10, print_freq=5),
+    # CycleSR on the embedded images with a synthetic "real" degradation; tiny nets; CPU.
+    "cyclesr-quick": dict(**_QUICK_DATA, **_QUICK_TINY_NETS, method="cyclesr",
+                          n_epoch=1, n_epoch_decay=1, iters_per_epoch=15, cyc_warmup_iters=5,
+                          degradation="default", log_every=5, val_every=15, ckpt_every=10),
+    # Dual regression on the same data; tiny nets; CPU.
+    "dual-quick": dict(**_QUICK_DATA, **_QUICK_TINY_NETS, method="dual", pretrain_iters=30,
+                       degradation="default", log_every=5, val_every=15, ckpt_every=10),
+    # Full-size CycleSR with the design note's defaults (DIV2K HR 0001-0400 vs track-2 0401-0800).
+    "cyclesr": dict(method="cyclesr", train_split="unpaired_hr", real_lr_split="unpaired_real_lr",
+                    val_split="valid_unknown", batch_size=16, crop_size=128),
+    "dual": dict(method="dual", real_lr_split="unpaired_real_lr", val_split="valid_unknown"),
+}
+
+
+def default_config() -> EasyDict:
+    """The defaults above as a fresh EasyDict (mutating it never touches DEFAULTS)."""
+    return EasyDict(copy.deepcopy(DEFAULTS))
+
+
+def _read_overrides(path: Path) -> dict[str, Any]:
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+    else:
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"config file {path} must hold a mapping of keys to values, got {type(data).__name__}")
+    return dict(data)
+
+
+def get_config(name_or_path: str | os.PathLike | None = None, /, **overrides: Any) -> EasyDict:
+    """Build a config: defaults, then a preset or a YAML/JSON file, then keyword overrides.
+
+    ``name_or_path`` is a preset name (see ``PRESETS``), a path to a ``.yaml``/``.yml``/
+    ``.json`` file of overrides (it may name ``preset: quick`` to start from one), or None
+    for the defaults. Unknown keys raise ``KeyError`` naming the key.
+    """
+    cfg = default_config()
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if name_or_path is not None:
+        key = str(name_or_path)
+        if key in PRESETS:
+            layers.append((f"preset {key!r}", PRESETS[key]))
+        elif Path(key).suffix.lower() in {".yaml", ".yml", ".json"}:
+            path = Path(key)
+            if not path.is_file():
+                raise FileNotFoundError(f"config file not found: {path}")
+            data = _read_overrides(path)
+            base = data.pop("preset", None)
+            if base is not None:
+                if base not in PRESETS:
+                    raise KeyError(f"{path}: unknown preset {base!r}; choose one of {sorted(PRESETS)}")
+                layers.append((f"preset {base!r}", PRESETS[base]))
+            layers.append((str(path), data))
+        else:
+            raise KeyError(f"unknown config {key!r}: not a preset ({', '.join(sorted(PRESETS))}) "
+                           "and not a .yaml/.yml/.json file")
+    layers.append(("overrides", overrides))
+    for source, layer in layers:
+        for k, v in layer.items():
+            if k not in cfg:
+                raise KeyError(f"unknown config key {k!r} (from {source})")
+            cfg[k] = copy.deepcopy(v)
+    if name_or_path is not None and str(name_or_path) in PRESETS:
+        cfg.preset = str(name_or_path)
+    return finalize(cfg)
+
+
+def finalize(cfg: EasyDict) -> EasyDict:
+    """Fill derived values: data folders default to data_root; check a few invariants."""
+    if cfg.HR_data_folder is None and cfg.data_root is not None:
+        cfg.HR_data_folder = cfg.data_root
+    if cfg.LR_data_folder is None and cfg.data_root is not None:
+        cfg.LR_data_folder = cfg.data_root
+    if cfg.scaling_factor not in (2, 4, 8):
+        raise ValueError(f"scaling_factor must be 2, 4 or 8, got {cfg.scaling_factor!r}")
+    if cfg.crop_size % cfg.scaling_factor:
+        raise ValueError(f"crop_size {cfg.crop_size} is not a multiple of scaling_factor {cfg.scaling_factor}")
+    if cfg.vgg_weights not in ("imagenet", "random"):
+        raise ValueError(f"vgg_weights must be 'imagenet' or 'random', got {cfg.vgg_weights!r}")
+    if cfg.method not in ("srgan", "cyclesr", "dual"):
+        raise ValueError(f"method must be srgan, cyclesr or dual, got {cfg.method!r}")
+    return cfg
+
+
+def non_defaults(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys whose values differ from DEFAULTS (printed at the start of a run and saved)."""
+    out = {}
+    for k, v in cfg.items():
+        if k not in DEFAULTS:
+            continue
+        d = DEFAULTS[k]
+        if isinstance(d, tuple):
+            d = list(d)
+        vv = list(v) if isinstance(v, tuple) else v
+        if vv != d:
+            out[k] = v
+    return out
+
+
+def to_plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON/YAML-safe dict copy (tuples to lists), e.g. for checkpoints (weights_only=True)."""
+    def plain(v):
+        if isinstance(v, Mapping):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, os.PathLike):
+            return os.fspath(v)
+        return v
+    return plain(dict(cfg))
