@@ -1,0 +1,226 @@
+"""Small helpers every part of the kit uses: range conversion, image files, meters, seeds.
+
+``convert_image(img, source, target)`` is THE one place where pixel ranges change (as in
+sgrvinod's SRGAN tutorial, which this kit follows). The ranges in play:
+
+- LR inputs of every SR network: float ``[0, 1]``
+- SRResNet output and HR targets during SRGAN training: float ``[-1, 1]`` (the paper)
+- the truncated VGG19 of the content loss: ``imagenet-norm`` (ImageNet mean/std)
+- metrics and files: ``[0, 255]`` / uint8
+
+Image files are read with :func:`load_image`, which always gives an ``H x W x 3`` uint8 array
+(see its docstring for how grayscale, alpha, palette, 16-bit and CMYK files are converted).
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+SOURCES = ("pil", "[0, 1]", "[-1, 1]", "[0, 255]")
+TARGETS = ("pil", "[0, 1]", "[-1, 1]", "[0, 255]", "imagenet-norm", "y-channel")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# MATLAB rgb2ycbcr, luma row (ITU-R BT.601, studio range): for R, G, B in [0, 1],
+# Y = 16 + 65.481 R + 128.553 G + 24.966 B, so Y lies in [16, 235].
+YCBCR_Y_WEIGHTS = (65.481, 128.553, 24.966)
+YCBCR_Y_OFFSET = 16.0
+
+
+def convert_image(img, source: str, target: str):
+    """Convert an image between the kit's ranges: the one place where ranges change.
+
+    Args:
+        img: a PIL image (``source='pil'``) or a tensor ``(C, H, W)`` or ``(N, C, H, W)``.
+            Float tensors in the declared range; ``'[0, 255]'`` also accepts uint8 tensors.
+        source: one of ``'pil'``, ``'[0, 1]'``, ``'[-1, 1]'``, ``'[0, 255]'``.
+        target: one of ``'pil'``, ``'[0, 1]'``, ``'[-1, 1]'``, ``'[0, 255]'``,
+            ``'imagenet-norm'``, ``'y-channel'``.
+
+    Returns:
+        - ``'pil'``: an RGB (or L for one channel) PIL image from a ``(C, H, W)`` tensor; values
+          are rounded to the nearest integer (torchvision's ``to_pil_image`` truncates instead).
+        - ``'[0, 1]'``, ``'[-1, 1]'``, ``'[0, 255]'``: a float tensor of the same shape (not
+          rounded or clamped: values outside the source range map outside the target range).
+        - ``'imagenet-norm'``: ``(x - mean) / std`` per channel with the ImageNet statistics, for
+          ``(3, H, W)`` and ``(N, 3, H, W)`` tensors (the input the VGG19 loss network expects).
+        - ``'y-channel'``: the luma Y of MATLAB's ``rgb2ycbcr`` as float in ``[16, 235]``
+          (not rounded), shape ``(H, W)`` or ``(N, H, W)``. Unlike the course template, no border
+          is cropped here: the metrics shave their own border, visibly.
+
+    Float tensors keep their dtype and device; PIL sources become float32 ``(C, H, W)`` tensors
+    (an 'L' image gives one channel; other modes are converted to RGB first).
+    """
+    if source not in SOURCES:
+        raise ValueError(f"convert_image: unknown source {source!r}; expected one of {SOURCES}")
+    if target not in TARGETS:
+        raise ValueError(f"convert_image: unknown target {target!r}; expected one of {TARGETS}")
+
+    # 1. source -> float tensor in [0, 1]
+    if source == "pil":
+        if not isinstance(img, Image.Image):
+            raise TypeError(f"convert_image: source 'pil' needs a PIL image, got {type(img).__name__}")
+        array = np.asarray(img if img.mode in ("L", "RGB") else img.convert("RGB"))
+        x = torch.from_numpy(array.copy()).float().div_(255.0)
+        x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
+    else:
+        if not torch.is_tensor(img):
+            raise TypeError(f"convert_image: source {source!r} needs a tensor, got {type(img).__name__}")
+        if img.ndim not in (3, 4):
+            raise ValueError(f"convert_image: expected a (C, H, W) or (N, C, H, W) tensor, got shape {tuple(img.shape)}")
+        if not img.is_floating_point() and not (source == "[0, 255]" and img.dtype == torch.uint8):
+            raise TypeError(f"convert_image: source {source!r} needs a float tensor, got {img.dtype}")
+        x = img if img.is_floating_point() else img.float()
+        if source == "[-1, 1]":
+            x = (x + 1.0) / 2.0
+        elif source == "[0, 255]":
+            x = x / 255.0
+
+    # 2. [0, 1] -> target
+    if target == "[0, 1]":
+        return x
+    if target == "[-1, 1]":
+        return 2.0 * x - 1.0
+    if target == "[0, 255]":
+        return 255.0 * x
+    if target == "pil":
+        if x.ndim == 4:
+            if x.shape[0] != 1:
+                raise ValueError(f"convert_image: target 'pil' takes one image, got a batch of {x.shape[0]}")
+            x = x[0]
+        array = (x.detach() * 255.0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+        if array.shape[0] == 1:
+            return Image.fromarray(array[0], mode="L")
+        return Image.fromarray(array.transpose(1, 2, 0), mode="RGB")
+    # The last two need RGB.
+    channel_dim = x.ndim - 3
+    if x.shape[channel_dim] != 3:
+        raise ValueError(f"convert_image: target {target!r} needs 3 channels, got shape {tuple(x.shape)}")
+    if target == "imagenet-norm":
+        shape = (3, 1, 1) if x.ndim == 3 else (1, 3, 1, 1)
+        mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(shape)
+        std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(shape)
+        return (x - mean) / std
+    # target == "y-channel": weights apply to RGB in [0, 1] (see YCBCR_Y_WEIGHTS)
+    weights = torch.tensor(YCBCR_Y_WEIGHTS, dtype=x.dtype, device=x.device)
+    return torch.matmul(x.movedim(channel_dim, -1), weights) + YCBCR_Y_OFFSET
+
+
+# --------------------------------------------------------------------------------------
+# Image files
+# --------------------------------------------------------------------------------------
+def pil_to_array(im: Image.Image, keep_gray: bool = False) -> np.ndarray:
+    """A PIL image of any mode -> uint8 array ``(H, W, 3)`` (``(H, W)`` for gray when keep_gray).
+
+    The conversion rules are those of :func:`load_image`.
+    """
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit grayscale (Pillow opens 16-bit gray PNGs in these modes): 65535 -> 255.
+        gray = np.asarray(im, dtype=np.float64)
+        gray = np.clip(np.rint(gray / 257.0), 0, 255).astype(np.uint8)
+    elif im.mode == "F":
+        raise ValueError("32-bit float images are not supported (no agreed range)")
+    elif im.mode in ("1", "L", "LA", "La"):
+        gray = np.asarray(im.convert("L"))              # alpha, if any, is dropped
+    else:
+        gray = None
+    if gray is not None:
+        return gray if keep_gray else np.repeat(gray[:, :, None], 3, axis=2)
+    # RGB, RGBA, P (palette, with or without transparency), CMYK, YCbCr, LAB, HSV, ...:
+    # Pillow's own conversion to RGB, which drops alpha (colour values kept as stored).
+    return np.asarray(im if im.mode == "RGB" else im.convert("RGB")).copy()
+
+
+def load_image(path, keep_gray: bool = False) -> np.ndarray:
+    """Read an image file as a uint8 array ``(H, W, 3)``, RGB.
+
+    Conversion rules (one per file kind, so every reader of the kit sees the same pixels):
+
+    - grayscale ('L', '1'): the gray value is copied to R, G and B (``keep_gray=True`` returns
+      the ``(H, W)`` gray array instead: the metrics use it as the luma directly, see
+      ``course_sr.metrics``);
+    - alpha (RGBA, LA, palette with transparency): the alpha channel is DROPPED, the stored colour
+      values are kept (no compositing on a background colour; what OpenCV's ``imread`` does);
+    - palette ('P'): looked up to RGB;
+    - 16-bit grayscale PNG: scaled to 8 bits by ``round(x / 257)`` (65535 -> 255). 16-bit RGB
+      PNGs are reduced to 8 bits by Pillow itself while decoding (it keeps the high byte,
+      ``x >> 8``, which is within 1 of ``round(x / 257)``);
+    - CMYK, YCbCr and other colour modes: Pillow's conversion to RGB.
+
+    Raises:
+        FileNotFoundError: the file does not exist (the message names it).
+        ValueError: the file is not a readable image: unknown format, corrupt or truncated data
+            (the message names the file and gives Pillow's reason).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()                     # decode now, so truncated data fails here
+            return pil_to_array(im, keep_gray)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as err:
+        # Pillow reports broken files as any of these (SyntaxError: "broken PNG file").
+        raise ValueError(f"cannot read image {path}: {err}") from err
+
+
+def save_image(path, image: np.ndarray) -> Path:
+    """Write a uint8 ``(H, W, 3)`` or ``(H, W)`` array to ``path`` (format from the suffix).
+
+    Parent folders are created. Returns the path.
+    """
+    path = Path(path)
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise TypeError(f"save_image({path}): expected a uint8 array, got {image.dtype} "
+                        "(convert floats with convert_image and round first)")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))):
+        raise ValueError(f"save_image({path}): expected shape (H, W, 3) or (H, W), got {image.shape}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# Training helpers
+# --------------------------------------------------------------------------------------
+class AverageMeter:
+    """Running average of a number (loss, time per batch), as in the course template.
+
+    ``update(val, n)`` adds ``val`` observed ``n`` times (e.g. a batch mean over ``n`` items);
+    ``.val`` is the last value, ``.avg`` the weighted mean so far.
+    """
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.val, self.sum, self.count, self.avg = 0.0, 0.0, 0, 0.0
+
+    def update(self, val: float, n: int = 1):
+        self.val = float(val)
+        self.sum += float(val) * n
+        self.count += n
+        self.avg = self.sum / self.count if self.count else 0.0
+
+    def __repr__(self):
+        return f"AverageMeter(val={self.val:.4g}, avg={self.avg:.4g}, count={self.count})"
+
+
+def seed_everything(seed: int) -> int:
+    """Seed Python's ``random``, NumPy and PyTorch (CPU and every CUDA device). Returns ``seed``.
+
+    This makes runs repeatable on the same machine; bit-identical GPU results also need
+    deterministic kernels (``torch.use_deterministic_algorithms``), which cost speed.
+    """
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)               # also seeds every CUDA device
+    return seed
