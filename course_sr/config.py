@@ -115,6 +115,7 @@ DEFAULTS: dict[str, Any] = dict(
     cyc_n_layers_D=3,          # PatchGAN conv layers
     cyc_norm="instance",       # instance | batch | none
     cyc_up_mode="transpose",   # transpose | resize (resize-conv: no checkerboard)
+    cyc_residual=False,        # True: generators predict a correction added to their input
     lambda_cycle=10.0,         # cycle L1 weight
     lambda_identity=0.5,       # identity L1, relative to lambda_cycle
     pool_size=50,              # image pool for the discriminators
@@ -122,6 +123,7 @@ DEFAULTS: dict[str, Any] = dict(
     SR_nb=20,                  # VDSR blocks
     SR_nf=64,                  # VDSR filters
     SR_norm_type="batch",      # batch | instance | none
+    SR_loss="mse",             # mse | l1 on [0, 1] images (MSE ~1e-3, so SR_lam 1000 ~ the GAN terms)
     SR_lam=1000.0,             # SR loss weight
     cycleSR_lam=1000.0,        # SR loss weight inside the transfer generator's update
     grad_clip=50.0,            # gradient-norm clip
@@ -132,10 +134,13 @@ DEFAULTS: dict[str, Any] = dict(
     iters_per_epoch=1000,      # iterations that make one "epoch" for the schedule above
     cyc_warmup_iters=0,        # CycleGAN-only warm-up before joint training
     real_lr_split="real_lr",   # data list of the unpaired real-LR domain
-    degradation=None,          # synthetic degradation spec (see datasets / degradations)
+    degradation=None,          # None: real LR from real_lr_split | "default" or a spec: synthesise it
+                               # from HR images (course_sr/degradations.py)
+    test_degradation="fixed",  # validation LR made from HR with this spec when degradation is set
 
     # ---- dual regression (closed loop) ----
     dual_lambda=0.1,           # weight of the dual (SR -> LR) loss
+    dual_nf=64,                # dual network filters (it only downsamples: small is enough)
     dual_unpaired_weight=1.0,  # weight of the loop loss on unpaired real LR
 
     # ---- distributed ----
