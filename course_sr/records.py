@@ -354,7 +354,7 @@ def plot_history(history: Mapping[str, list], keys: Iterable[str] | None = None,
 
 def plot_histories(histories: Mapping[str, Mapping[str, list]], keys: str | Iterable[str],
                    out_path: str | os.PathLike | None = None, ncols: int = 3):
-    """Overlay runs: one panel per key (a bare name joins the stages), one line per run.
+    """Overlay runs: one panel per key (full key or bare name), one colour per run.
 
     ``histories`` maps a run name to its history. Runs lacking a key are left out of that panel;
     a key no run has raises KeyError.
@@ -365,12 +365,13 @@ def plot_histories(histories: Mapping[str, Mapping[str, list]], keys: str | Iter
     fig, axes = _new_figure(len(keys), ncols)
     for ax, key in zip(axes, keys):
         found = False
-        for run, history in histories.items():
-            if not match_keys(history, key):
-                continue
-            found = True
-            steps, values = history_series(history, key)
-            ax.plot(steps, values, label=run, marker="." if len(steps) < 30 else None)
+        for i, (run, history) in enumerate(histories.items()):
+            # one colour per run; each stage its own line (never joined across stages)
+            for j, k in enumerate(match_keys(history, key)):
+                found = True
+                steps, values = history_series(history, k)
+                ax.plot(steps, values, color=f"C{i % 10}", label=run if j == 0 else None,
+                        marker="." if len(steps) < 30 else None)
         if not found:
             raise KeyError(f"no run has a history series {key!r}")
         ax.set_title(key)

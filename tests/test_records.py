@@ -151,7 +151,10 @@ def test_history_helpers_and_plots(tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 0
     fig = plot_histories({"a": h, "b": {"srresnet/val_psnr": [[5, 19.0]]}}, ["val_psnr", "loss"],
                          out_path=tmp_path / "overlay.png")
-    assert [len(ax.lines) for ax in fig.axes] == [2, 1]
+    assert [len(ax.lines) for ax in fig.axes] == [3, 1]  # run a: one line per stage
+    colours = [line.get_color() for line in fig.axes[0].lines]
+    assert colours[0] == colours[1] != colours[2]  # one colour per run
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["a", "b"]
     with pytest.raises(KeyError, match="no run has a history series 'ssim'"):
         plot_histories({"a": h}, "ssim")
     with pytest.raises(ValueError, match="history is empty"):
