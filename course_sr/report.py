@@ -18,8 +18,9 @@ What it reads:
 
 What it writes: ``<out>`` and the images beside it in ``<out stem>_files/``, with the sections
 (in order): runs at a glance, schedule and settings of each run, settings that differ between
-runs (two or more), training curves (each run, then overlaid), test-set results against bicubic
-with the metric convention, Set5 comparison sheets, and the student's own section.
+runs (two or more), training curves (each run with its latest validation grid from
+``samples/``, then the runs overlaid), test-set results against bicubic with the metric
+convention, Set5 comparison sheets, and the student's own section.
 
 The student's section lies between ``<!-- student:begin`` and ``<!-- student:end -->``; whatever
 is written there is kept, verbatim, when the report is regenerated. (If an existing report has
@@ -316,6 +317,13 @@ def _rel(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
+def _progress(run: RunInfo) -> str:
+    if run.iteration is None:
+        return "-"
+    total = planned_iterations(run.config)
+    return f"{run.iteration} of {total}" if total else str(run.iteration)
+
+
 def _last(history: Mapping[str, list], pattern: str, digits: int) -> str:
     """Last value of the first series whose name contains ``pattern`` (val_ preferred)."""
     names = sorted({k.rsplit("/", 1)[-1] for k in history if pattern in k.rsplit("/", 1)[-1]},
@@ -324,6 +332,23 @@ def _last(history: Mapping[str, list], pattern: str, digits: int) -> str:
         return "-"
     steps, values = history_series(history, names[0])
     return f"{values[-1]:.{digits}f} (it {steps[-1]})" if values else "-"
+
+
+def planned_iterations(cfg: Mapping[str, Any]) -> int | None:
+    """Iterations a run's schedule plans in all (SRGAN: both stages), None when not known here."""
+    if cfg.get("method", "srgan") == "srgan":
+        return int(cfg.get("pretrain_iters", 0)) + int(cfg.get("gan_iters", 0))
+    return None
+
+
+def newest_sample(run_dir: Path) -> Path | None:
+    """The latest validation grid ``samples/<stage>_<iteration>.png`` of a run (by iteration)."""
+    def iteration(p: Path):
+        m = re.search(r"_(\d+)$", p.stem)
+        return (int(m.group(1)) if m else -1, p.stat().st_mtime)
+
+    found = sorted((run_dir / "samples").glob("*.png"), key=iteration)
+    return found[-1] if found else None
 
 
 def _overlay_keys(runs: Sequence[RunInfo], limit: int = 6) -> list[str]:
@@ -380,7 +405,7 @@ def write_report(runs: Sequence[str | os.PathLike], eval_dir: str | os.PathLike 
            _table(["run", "method", "checkpoint", "stage", "iteration", "best val PSNR",
                    "last val PSNR", "last val SSIM"],
                   [[r.name, r.method, f"`{_rel(r.checkpoint, out.parent)}`", r.stage,
-                    "-" if r.iteration is None else r.iteration,
+                    _progress(r),
                     "-" if r.best_psnr is None else f"{r.best_psnr:.2f}",
                     _last(r.history, "psnr", 2), _last(r.history, "ssim", 4)] for r in infos]), ""]
 
@@ -423,6 +448,12 @@ def write_report(runs: Sequence[str | os.PathLike], eval_dir: str | os.PathLike 
             md += [f"![curves of {r.name}]({_rel(png, out.parent)})", ""]
         else:
             md += ["(no history in the checkpoint: nothing was logged yet)", ""]
+        grid = newest_sample(r.path)
+        if grid is not None:
+            dst = files / f"grid_{_slug(r.name)}.png"
+            shutil.copyfile(grid, dst)
+            md += [f"Latest validation grid (`{grid.name}`):", "",
+                   f"![validation grid of {r.name}]({_rel(dst, out.parent)})", ""]
     if len(infos) >= 2:
         keys = _overlay_keys(infos)
         md += ["### Runs overlaid", ""]

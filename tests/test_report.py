@@ -37,6 +37,9 @@ def make_run(root: Path, name: str, stage="srgan", ckpt_name="last.pt", **overri
              "models": {"generator": {"w": torch.zeros(2, 2)}}, "optimizers": {}, "schedulers": {},
              "scaler": None, "history": history, "rng": {}, "best_psnr": 21.0}
     torch.save(state, run / "checkpoints" / ckpt_name)
+    (run / "samples").mkdir()
+    for it in (15, 45):  # the newest grid (by iteration) goes in the report
+        Image.fromarray(np.full((6, 6, 3), it, np.uint8)).save(run / "samples" / f"{stage}_{it}.png")
     return run
 
 
@@ -68,13 +71,15 @@ def test_report_has_every_section_and_its_images(tmp_path):
     assert "| batch_size | `4` | `16` |" in text  # non-default setting with its default
     assert "**Stage 1, SRResNet**: 30 iterations" in text and "G1D1" in text
     assert "Preset `quick`, changed on top of it: nothing." in text
-    assert "| srgan_run | srgan | `../srgan_run/checkpoints/last.pt` | srgan | 50 | 21.00 | 20.50 (it 45) | 0.6100 (it 45) |" in text
+    assert "| srgan_run | srgan | `../srgan_run/checkpoints/last.pt` | srgan | 50 of 50 | 21.00 | 20.50 (it 45) | 0.6100 (it 45) |" in text
     assert "| srgan | **29.10** / **0.8300** | **26.50** / **0.7100** |" in text
     assert "_28.42 / 0.8104_" in text and "rgb2ycbcr" in text  # published row + convention
     files = referenced_files(out)
     assert any(f.name == "curves_srgan_run.png" for f in files)
     assert any(f.name == "baby.png" and "report_files" in str(f) for f in files)
     assert any(f.name == "Set5.csv" for f in files)
+    assert "Latest validation grid (`srgan_45.png`)" in text
+    assert np.asarray(Image.open(out.parent / "report_files" / "grid_srgan_run.png"))[0, 0, 0] == 45
     assert all(f.is_file() for f in files), [f for f in files if not f.is_file()]
     page = out.with_suffix(".html").read_text()
     assert "<table>" in page and '<img alt="baby" src="report_files/sheets/baby.png">' in page
