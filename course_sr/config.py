@@ -52,8 +52,9 @@ DEFAULTS: dict[str, Any] = dict(
     scaling_factor=4,          # 2, 4 or 8
     crop_size=96,              # HR patch side (LR side = crop_size / scaling_factor); paper: 96
     patch_num=100,             # random patches drawn per training image per epoch (template)
-    cache="memory",            # memory (decode once, shared uint8) | disk (per-image .npy) | none
+    cache="memory",            # memory (decode once, shared uint8) | disk (mmap .npy per split) | none
     cache_dir=None,            # for cache=disk; None means <data_root>/.cache_npy
+    cache_max_gb=None,         # refuse a memory/disk cache larger than this (DIV2K train x4: ~7 GB)
     workers=2,                 # DataLoader workers (Colab has 2 CPUs)
     batch_size=16,             # paper: 16
 
