@@ -1,0 +1,178 @@
+"""Checkpoints: plain state dicts written atomically, resumed exactly, loaded without the notebook.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts only, so
+``torch.load(path, weights_only=True)`` reads it (no pickled modules, no code runs)::
+
+    {"format": "course_sr/1",
+     "method": "srgan", "stage": "pretrain" | "gan" | ..., "iteration": int (global, all stages),
+     "config": to_plain(cfg),                  # everything needed to rebuild the networks
+     "arch": {"generator": "srresnet"},        # which SR network models["generator"] is
+     "models": {"generator": sd, "discriminator": sd, ...},  # "generator" = the SR net used at inference
+     "optimizers": {...}, "schedulers": {...}, "scaler": sd | None,
+     "history": {"<stage>/<name>": [[step, value], ...]},   # RunRecords.state_dict()
+     "rng": capture_rng_state(), "best_psnr": float}
+
+Writes are atomic (:func:`save_checkpoint`): the bytes go to a temporary file in the same
+folder, are flushed and fsync'ed, then ``os.replace`` swaps the name in one step. A process
+killed mid-save (a Colab disconnect) leaves the previous file untouched; at worst a stray
+``.*.tmp`` file remains. The folder may be on Google Drive.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from easydict import EasyDict
+
+FORMAT = "course_sr/1"
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss or a weight became NaN/inf: the stage stops, the last good checkpoint is kept."""
+
+
+# --------------------------------------------------------------------------------------
+# RNG states (python, numpy, torch CPU, every CUDA device), as plain tensors/lists
+# --------------------------------------------------------------------------------------
+def capture_rng_state() -> dict[str, Any]:
+    """Every RNG state a training step may draw from, in a weights_only-loadable form."""
+    version, mt_state, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, list(mt_state), gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Undo :func:`capture_rng_state`. CUDA states are restored when this machine has CUDA."""
+    version, mt_state, gauss = state["python"]
+    random.setstate((int(version), tuple(int(x) for x in mt_state), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.int64).astype(np.uint32), int(pos),
+                         int(has_gauss), float(cached)))
+    torch.set_rng_state(state["torch"].cpu())
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available():
+        # A checkpoint from N GPUs resumed on M: restore the devices both have.
+        for i, s in enumerate(cuda[: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s.cpu(), i)
+
+
+# --------------------------------------------------------------------------------------
+# Save / load
+# --------------------------------------------------------------------------------------
+def check_finite(models: Mapping[str, Mapping[str, torch.Tensor]], where: str = "") -> None:
+    """Raise :class:`NonFiniteError` naming the first NaN/inf tensor among model state dicts."""
+    for name, sd in models.items():
+        for key, t in sd.items():
+            if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise NonFiniteError(f"{name}.{key} has NaN/inf values{where}: not saving these weights")
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike, check: bool = True) -> Path:
+    """Write ``state`` to ``path`` atomically (temporary file in the same folder, fsync, rename).
+
+    ``state`` should follow the module docstring; ``format`` is filled in when missing. With
+    ``check`` (default) the model weights are checked first and a NaN/inf raises
+    :class:`NonFiniteError` without touching ``path``, so ``last.pt`` never holds broken weights.
+    Returns the path.
+    """
+    path = Path(path)
+    state = dict(state)
+    state.setdefault("format", FORMAT)
+    if check and "models" in state:
+        check_finite(state["models"], f" (while saving {path})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Same folder, so os.replace is a rename on one file system (atomic, also on Drive mounts).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())     # the bytes are on disk before the name points at them
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+    try:                              # make the rename itself durable (not possible everywhere)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a course_sr checkpoint with ``torch.load(weights_only=True)``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is corrupt/truncated or not a course_sr checkpoint (message names it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated zip, pickle error, a pickled module (weights_only refuses)
+        raise ValueError(f"cannot read checkpoint {path}: corrupt, truncated, or not a weights-only "
+                         f"torch file ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{path} is not a course_sr checkpoint (format {found!r}, expected {FORMAT!r}); "
+                         "course_sr checkpoints are written by course_sr.runner / save_checkpoint")
+    return ckpt
+
+
+def checkpoint_info(ckpt: Mapping[str, Any], path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What a checkpoint holds, in a few words: scale, arch, output_range, method, stage, ..."""
+    cfg = ckpt.get("config", {})
+    return {
+        "name": Path(path).stem if path is not None else None,
+        "path": str(path) if path is not None else None,
+        "scale": int(cfg.get("scaling_factor", 4)),
+        "arch": ckpt.get("arch", {}).get("generator", cfg.get("generator", "srresnet")),
+        "output_range": None,              # filled in by load_generator from the built network
+        "method": ckpt.get("method", cfg.get("method")),
+        "stage": ckpt.get("stage"),
+        "iteration": int(ckpt.get("iteration", 0)),
+        "best_psnr": ckpt.get("best_psnr"),
+    }
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """The SR network of a checkpoint, ready for inference: ``(model.eval(), info)``.
+
+    ``info`` has ``scale``, ``arch``, ``output_range``, ``method``, ``stage``, ``iteration``,
+    ``name`` (the file's stem) and ``path``. The network is rebuilt from the checkpoint's own
+    config (``models.build_generator``), so no notebook variable is needed.
+    """
+    from .models import build_generator
+
+    ckpt = load_checkpoint(path)
+    info = checkpoint_info(ckpt, path)
+    models = ckpt.get("models", {})
+    if "generator" not in models:
+        raise ValueError(f"{path} holds no generator weights (models: {sorted(models)})")
+    model = build_generator(EasyDict(ckpt["config"]), info["arch"])
+    try:
+        model.load_state_dict(models["generator"])
+    except RuntimeError as err:
+        raise ValueError(f"{path}: the generator weights do not fit a {info['arch']!r} built from the "
+                         f"checkpoint's config: {str(err).splitlines()[0]}") from err
+    info["output_range"] = model.output_range
+    return model.to(device).eval(), info

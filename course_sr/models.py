@@ -1,0 +1,309 @@
+"""The SRGAN networks (Ledig et al., CVPR 2017): SRResNet generator, discriminator, VGG loss net.
+
+Names in the code and in the paper (Fig. 4 and Sec. 2-3):
+
+=====================  =========================================================
+code                   paper
+=====================  =========================================================
+``Generator``          G, "SRResNet" (and the generator of SRGAN)
+``Discriminator``      D
+``TruncatedVGG19``     phi_{i,j}: VGG19 feature map of the j-th conv (after its ReLU)
+                       before the i-th max-pool; VGG54 = (5, 4), VGG22 = (2, 2)
+``n_blocks``           B (16 residual blocks)
+=====================  =========================================================
+
+Ranges (the kit's contract, see ``course_sr.utils.convert_image``): every SR network takes LR
+images in ``[0, 1]`` and says what it returns in ``output_range``; the SRResNet ends with tanh,
+so it returns ``[-1, 1]`` (the paper's HR range). The discriminator and the VGG take images in
+``[-1, 1]``.
+
+    >>> from course_sr.config import get_config
+    >>> g = Generator(get_config())
+    >>> count_parameters(g), g.scale, g.output_range
+    (1549462, 4, '[-1, 1]')
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .utils import convert_image
+
+
+# --------------------------------------------------------------------------------------
+# Building blocks (explicit sizes)
+# --------------------------------------------------------------------------------------
+class ConvBlock(nn.Sequential):
+    """Conv2d ("same" padding) -> optional BatchNorm -> optional activation.
+
+    ``activation``: None, ``"prelu"`` (generator), ``"leakyrelu"`` (discriminator, slope 0.2)
+    or ``"tanh"`` (generator output). Shapes: ``(N, in_channels, H, W)`` ->
+    ``(N, out_channels, H / stride, W / stride)``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 batch_norm: bool = False, activation: str | None = None):
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                                             padding=kernel_size // 2)]
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        if activation == "prelu":
+            layers.append(nn.PReLU())          # one learned slope per layer, as the paper
+        elif activation == "leakyrelu":
+            layers.append(nn.LeakyReLU(0.2))
+        elif activation == "tanh":
+            layers.append(nn.Tanh())
+        elif activation is not None:
+            raise ValueError(f"ConvBlock: unknown activation {activation!r} "
+                             "(expected None, 'prelu', 'leakyrelu' or 'tanh')")
+        super().__init__(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """conv3-BN-PReLU-conv3-BN plus the identity: ``(N, C, H, W)`` -> ``(N, C, H, W)``."""
+
+    def __init__(self, kernel_size: int = 3, n_channels: int = 64):
+        super().__init__()
+        self.conv_block1 = ConvBlock(n_channels, n_channels, kernel_size, batch_norm=True, activation="prelu")
+        self.conv_block2 = ConvBlock(n_channels, n_channels, kernel_size, batch_norm=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block2(self.conv_block1(x))
+
+
+class SubPixelConvBlock(nn.Sequential):
+    """x2 upsampling: conv to 4x channels, PixelShuffle(2), PReLU.
+
+    ``(N, C, H, W)`` -> ``(N, C, 2H, 2W)``. The shuffle rearranges the 4C channels into a 2x2
+    neighbourhood: a learned upsampling without the checkerboard of transposed convolutions.
+    """
+
+    def __init__(self, kernel_size: int = 3, n_channels: int = 64, scaling_factor: int = 2):
+        super().__init__(
+            nn.Conv2d(n_channels, n_channels * scaling_factor ** 2, kernel_size, padding=kernel_size // 2),
+            nn.PixelShuffle(scaling_factor),
+            nn.PReLU(),
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Generator: SRResNet
+# --------------------------------------------------------------------------------------
+class Generator(nn.Module):
+    """SRResNet (the paper's G): ``(N, 3, h, w)`` LR in [0, 1] -> ``(N, 3, s*h, s*w)`` in [-1, 1].
+
+    Sizes from ``config``: ``large_kernel_size`` (9), ``small_kernel_size`` (3), ``n_channels``
+    (64), ``n_blocks`` (B = 16), ``scaling_factor`` (s = 2, 4 or 8: log2(s) x2 upsampling
+    blocks). At the defaults it has 1,549,462 parameters.
+
+    Attributes: ``scale`` (s) and ``output_range = "[-1, 1]"`` (tanh output, so that the HR
+    targets of the SRGAN stage, also in [-1, 1], are reachable).
+    """
+
+    output_range = "[-1, 1]"
+    arch = "srresnet"
+
+    def __init__(self, config: Mapping[str, Any]):
+        super().__init__()
+        large, small = int(config["large_kernel_size"]), int(config["small_kernel_size"])
+        n_channels, n_blocks = int(config["n_channels"]), int(config["n_blocks"])
+        scale = int(config["scaling_factor"])
+        if scale not in (2, 4, 8):
+            raise ValueError(f"Generator: scaling_factor must be 2, 4 or 8, got {scale}")
+        self.scale = scale
+
+        self.conv_block1 = ConvBlock(3, n_channels, large, activation="prelu")
+        self.residual_blocks = nn.Sequential(*[ResidualBlock(small, n_channels) for _ in range(n_blocks)])
+        self.conv_block2 = ConvBlock(n_channels, n_channels, small, batch_norm=True)
+        self.subpixel_blocks = nn.Sequential(
+            *[SubPixelConvBlock(small, n_channels, 2) for _ in range(int(math.log2(scale)))])
+        self.conv_block3 = ConvBlock(n_channels, 3, large, activation="tanh")
+
+    def forward(self, lr_imgs: torch.Tensor) -> torch.Tensor:
+        x = self.conv_block1(lr_imgs)                  # (N, C, h, w)
+        x = x + self.conv_block2(self.residual_blocks(x))  # long skip over the B blocks
+        x = self.subpixel_blocks(x)                    # (N, C, s*h, s*w)
+        return self.conv_block3(x)                     # (N, 3, s*h, s*w), in [-1, 1]
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Generator":
+        """The SRResNet stored in a course_sr checkpoint, in eval mode on ``device``.
+
+        Raises ValueError (naming the file) when the checkpoint holds another architecture;
+        use ``course_sr.checkpoint.load_generator`` for any SR network.
+        """
+        from .checkpoint import load_generator
+
+        model, info = load_generator(path, device)
+        if not isinstance(model, cls):
+            raise ValueError(f"{path} holds a {info['arch']!r} network, not an SRResNet Generator; "
+                             "use course_sr.checkpoint.load_generator(path) to load it")
+        return model
+
+
+# --------------------------------------------------------------------------------------
+# Discriminator
+# --------------------------------------------------------------------------------------
+class Discriminator(nn.Module):
+    """The paper's D: ``(N, 3, H, W)`` image in [-1, 1] -> ``(N,)`` logits (real > 0 > fake).
+
+    ``d_n_blocks`` conv layers (8) of ``d_kernel_size`` (3): channels start at ``d_n_channels``
+    (64) and double every second layer (64, 64, 128, 128, ..., 512); strides alternate 1, 2;
+    BatchNorm after every layer but the first; LeakyReLU(0.2). Then an adaptive average pool to
+    6 x 6 (the paper's 96 x 96 crops give 6 x 6 there, and any other size still works), a dense
+    layer of ``d_fc_size`` (1024), LeakyReLU and a dense layer to one logit (the sigmoid of
+    the paper is inside the BCE-with-logits loss, which is numerically safer).
+    At the defaults it has 23,565,505 parameters, 80% of them in the first dense layer.
+    """
+
+    def __init__(self, config: Mapping[str, Any]):
+        super().__init__()
+        kernel_size, n_channels = int(config["d_kernel_size"]), int(config["d_n_channels"])
+        n_blocks, fc_size = int(config["d_n_blocks"]), int(config["d_fc_size"])
+        blocks, in_channels, out_channels = [], 3, n_channels
+        for i in range(n_blocks):
+            if i % 2 == 0 and i > 0:
+                out_channels = in_channels * 2        # double at every stride-1 layer after the first
+            blocks.append(ConvBlock(in_channels, out_channels, kernel_size, stride=1 + i % 2,
+                                    batch_norm=i > 0, activation="leakyrelu"))
+            in_channels = out_channels
+        self.conv_blocks = nn.Sequential(*blocks)
+        self.adaptive_pool = nn.AdaptiveAvgPool2d((6, 6))
+        self.fc1 = nn.Linear(out_channels * 6 * 6, fc_size)
+        self.leaky_relu = nn.LeakyReLU(0.2)
+        self.fc2 = nn.Linear(fc_size, 1)
+
+    def forward(self, imgs: torch.Tensor) -> torch.Tensor:
+        x = self.adaptive_pool(self.conv_blocks(imgs))  # (N, 512, 6, 6)
+        x = self.leaky_relu(self.fc1(x.flatten(1)))     # (N, 1024)
+        return self.fc2(x).squeeze(1)                   # (N,) logits
+
+
+# --------------------------------------------------------------------------------------
+# Truncated VGG19 for the content loss
+# --------------------------------------------------------------------------------------
+# torchvision's VGG19 "features" layout ('E'): numbers are conv widths, "M" a max-pool. We
+# build only the layers we need with torchvision's layer indices, so its weights load as is.
+_VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+                 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
+
+VGG_WEIGHTS_HELP = (
+    "The VGG content loss needs torchvision's VGG19 ImageNet weights "
+    "(VGG19_Weights.IMAGENET1K_V1, vgg19-dcbb9e9d.pth, about 550 MB), downloaded once into "
+    "{hub}/checkpoints. Run once with network access (e.g. on Colab), or copy the file there "
+    "(set TORCH_HOME to choose another cache folder). vgg_weights='random' exists only for "
+    "tests and the quick mode: a random VGG gives no perceptual loss worth the name."
+)
+
+
+def _vgg_layers(i: int, j: int) -> nn.Sequential:
+    """VGG19 features up to the ReLU of the j-th conv after the (i-1)-th max-pool."""
+    layers: list[nn.Module] = []
+    in_channels, pools, convs = 3, 0, 0
+    for item in _VGG19_LAYOUT:
+        if item == "M":
+            pools, convs = pools + 1, 0
+            layers.append(nn.MaxPool2d(2, 2))
+            continue
+        convs += 1
+        layers += [nn.Conv2d(in_channels, item, 3, padding=1), nn.ReLU(inplace=True)]
+        in_channels = item
+        if pools == i - 1 and convs == j:
+            return nn.Sequential(*layers)
+    raise ValueError(f"VGG19 has no conv {j} before max-pool {i} (blocks have 2, 2, 4, 4, 4 convs)")
+
+
+class TruncatedVGG19(nn.Module):
+    """phi_{i,j}: VGG19 features of the j-th conv (after ReLU) before the i-th max-pool; frozen.
+
+    Input: ``(N, 3, H, W)`` images in ``input_range`` (default ``"[-1, 1]"``, the range of the
+    generator output and HR targets; ``"[0, 1]"`` and ``"imagenet-norm"`` (already normalised)
+    also accepted). The ImageNet normalisation VGG19 was trained with happens INSIDE, through
+    ``convert_image``, so callers never normalise. Output: ``(N, C_ij, H / 2^(i-1), W / 2^(i-1))``
+    feature maps (VGG54: 512 channels at 1/16 of the size).
+
+    ``weights="imagenet"`` loads torchvision's ``VGG19_Weights.IMAGENET1K_V1`` (downloaded once,
+    ~550 MB; a clear RuntimeError says what to do when that fails). ``weights="random"`` is a
+    fixed random network (seeded by ``seed``, independent of the global RNG) for tests and the
+    quick mode only. The module is frozen: no parameter requires grad, and it stays in eval
+    mode even when ``.train()`` is called on a parent.
+    """
+
+    def __init__(self, i: int = 5, j: int = 4, weights: str = "imagenet", input_range: str = "[-1, 1]",
+                 seed: int = 0):
+        super().__init__()
+        if input_range not in ("[-1, 1]", "[0, 1]", "imagenet-norm"):
+            raise ValueError(f"TruncatedVGG19: input_range must be '[-1, 1]', '[0, 1]' or 'imagenet-norm', "
+                             f"got {input_range!r}")
+        self.i, self.j, self.weights, self.input_range = int(i), int(j), weights, input_range
+        self.features = _vgg_layers(self.i, self.j)
+        if weights == "imagenet":
+            self._load_imagenet()
+        elif weights == "random":
+            gen = torch.Generator().manual_seed(int(seed))
+            for m in self.features:
+                if isinstance(m, nn.Conv2d):    # torchvision's VGG init, from a private generator
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=gen)
+                    nn.init.zeros_(m.bias)
+        else:
+            raise ValueError(f"TruncatedVGG19: weights must be 'imagenet' or 'random', got {weights!r}")
+        for p in self.parameters():
+            p.requires_grad_(False)
+        super().train(False)
+
+    def _load_imagenet(self) -> None:
+        from torchvision.models import VGG19_Weights
+
+        try:
+            state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
+        except Exception as err:  # URLError, SSL/OSError, hash mismatch: all mean "no weights"
+            raise RuntimeError("could not load the VGG19 ImageNet weights (" + f"{type(err).__name__}: {err}). "
+                               + VGG_WEIGHTS_HELP.format(hub=torch.hub.get_dir())) from err
+        ours = {k: state[f"features.{k}"] for k in self.features.state_dict()}
+        self.features.load_state_dict(ours)
+
+    def train(self, mode: bool = True) -> "TruncatedVGG19":
+        return super().train(False)         # frozen loss network: always eval mode
+
+    def forward(self, imgs: torch.Tensor) -> torch.Tensor:
+        if self.input_range != "imagenet-norm":
+            imgs = convert_image(imgs, self.input_range, "imagenet-norm")
+        return self.features(imgs)
+
+
+# --------------------------------------------------------------------------------------
+# Factories
+# --------------------------------------------------------------------------------------
+def build_generator(config: Mapping[str, Any], name: str | None = None) -> nn.Module:
+    """The SR network named ``name`` (default ``config["generator"]``): ``srresnet`` or ``vdsr``.
+
+    Every SR network takes LR in [0, 1] and has ``scale`` and ``output_range`` attributes.
+    """
+    name = str(name or config["generator"]).lower()
+    if name == "srresnet":
+        return Generator(config)
+    elif name == "vdsr":
+        from .cyclesr_nets import VDSR     # CycleSR's SR network; imported only when asked for
+
+        return VDSR(config)
+    raise ValueError(f"unknown generator {name!r}: expected 'srresnet' or 'vdsr'")
+
+
+def build_discriminator(config: Mapping[str, Any]) -> Discriminator:
+    """The paper's discriminator with the ``d_*`` sizes of ``config``."""
+    return Discriminator(config)
+
+
+def build_vgg(config: Mapping[str, Any]) -> TruncatedVGG19:
+    """The content-loss network phi_{vgg_i, vgg_j} with ``config["vgg_weights"]``."""
+    return TruncatedVGG19(config["vgg_i"], config["vgg_j"], weights=config["vgg_weights"],
+                          seed=int(config.get("seed", 0)))
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (all of them, or only those that require grad)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

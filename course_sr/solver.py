@@ -1,0 +1,279 @@
+"""Losses and training steps: stage 1 SRResNet (pixel MSE), stage 2 SRGAN (perceptual loss).
+
+Paper names (Ledig et al., CVPR 2017, Sec. 2.2) and code names:
+
+- ``pixel_loss``          l^SR_MSE: mean squared error of the images
+- ``ContentLoss``         l^SR_VGG/i.j: MSE of VGG19 feature maps phi_{i,j}, each rescaled by
+                          1/12.75 (the paper's factor: it brings VGG54 features to a loss of the
+                          same order as the pixel MSE)
+- ``adversarial_loss``    l^SR_Gen = -log D(G(I^LR)) (``target_is_real=True`` on G's images);
+                          D's sigmoid lives inside BCE-with-logits, which is stable in float16
+- ``discriminator_loss``  the cross-entropy of D on real (HR) and fake (SR) images
+- perceptual loss         l^SR = content_weight * l_VGG + beta * l_Gen (+ pixel_weight * l_MSE);
+                          paper: content_weight 1, beta 1e-3, pixel_weight 0
+
+Every loss takes ``(pred, target)``. Ranges: LR in [0, 1]; SR and HR in [-1, 1] (the HR from
+the dataset is in [0, 1] and is converted once, with ``convert_image``).
+
+The step functions (:func:`pretrain_step`, :func:`gan_step`) are what the schedule runner
+(``course_sr.runner``) and the template's epoch functions (:func:`pretrain`, :func:`train`) all
+call, so there is one copy of the algorithm. :class:`Precision` holds the mixed-precision
+set-up (bf16 where supported, else fp16 with a grad scaler; off on CPU).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import NonFiniteError
+from .utils import AverageMeter, convert_image
+
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# --------------------------------------------------------------------------------------
+# Losses, each (pred, target)
+# --------------------------------------------------------------------------------------
+def pixel_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """l_MSE: mean of (pred - target)^2 over every pixel and channel; both in the same range."""
+    return F.mse_loss(pred, target)
+
+
+class ContentLoss(nn.Module):
+    """l_VGG/i.j = MSE(rescale * phi(pred), rescale * phi(target)).
+
+    ``vgg``: a frozen :class:`~course_sr.models.TruncatedVGG19` (it normalises its own input;
+    ``pred`` and ``target`` are ``(N, 3, H, W)`` in the VGG's ``input_range``, [-1, 1] here).
+    ``rescale``: the paper's 1/12.75 (``config.vgg_rescale``); 1.0 reproduces the template.
+    The target's features are computed without a graph: only ``pred`` receives gradients.
+    """
+
+    def __init__(self, vgg: nn.Module, rescale: float = 1 / 12.75, criterion: Criterion = F.mse_loss):
+        super().__init__()
+        self.vgg, self.rescale, self.criterion = vgg, float(rescale), criterion
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target_features = self.vgg(target) * self.rescale
+        return self.criterion(self.vgg(pred) * self.rescale, target_features)
+
+
+def adversarial_loss(logits: torch.Tensor, target_is_real: bool,
+                     criterion: Criterion = F.binary_cross_entropy_with_logits) -> torch.Tensor:
+    """BCE of D's logits against all-real (1) or all-fake (0) labels.
+
+    On G's images with ``target_is_real=True`` this is -log D(G(LR)), the paper's l_Gen (it
+    gives G strong gradients early on, when D easily spots fakes; log(1 - D(G(LR))) saturates).
+    """
+    labels = torch.full_like(logits, 1.0 if target_is_real else 0.0)
+    return criterion(logits, labels)
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
+                       criterion: Criterion = F.binary_cross_entropy_with_logits) -> torch.Tensor:
+    """-log D(HR) - log(1 - D(SR)): the cross-entropy of a real/fake classifier (template: a sum)."""
+    return adversarial_loss(real_logits, True, criterion) + adversarial_loss(fake_logits, False, criterion)
+
+
+# --------------------------------------------------------------------------------------
+# Mixed precision
+# --------------------------------------------------------------------------------------
+class Precision:
+    """Autocast + grad scaler for one device: bf16 where the GPU has it, else fp16 + GradScaler.
+
+    Off (float32, scaler disabled) on CPU or with ``enabled=False``; the calls stay the same, so
+    the steps below have one code path. ``step(loss, optimizer)`` does backward + step.
+    """
+
+    def __init__(self, device: str | torch.device = "cpu", enabled: bool = True):
+        device = torch.device(device)
+        self.device_type = device.type
+        self.enabled = bool(enabled) and device.type == "cuda"
+        bf16 = self.enabled and torch.cuda.is_bf16_supported()
+        self.dtype = torch.bfloat16 if bf16 else (torch.float16 if self.enabled else torch.float32)
+        # bf16 has float32's exponent range: no loss scaling needed. fp16 needs it.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and not bf16)
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.enabled)
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)      # skipped by the scaler when fp16 grads overflowed
+        self.scaler.update()
+
+    def __repr__(self):
+        scaler = ", grad scaler" if self.scaler.is_enabled() else ""
+        return f"Precision({self.device_type}, {str(self.dtype).replace('torch.', '')}{scaler})"
+
+
+# --------------------------------------------------------------------------------------
+# One optimisation step of each stage
+# --------------------------------------------------------------------------------------
+def pretrain_step(lr: torch.Tensor, hr: torch.Tensor, generator: nn.Module, optimizer: torch.optim.Optimizer,
+                  precision: Precision | None = None) -> dict[str, torch.Tensor]:
+    """Stage 1 (SRResNet): one Adam step on the pixel MSE.
+
+    ``lr``: ``(N, 3, h, w)`` in [0, 1]; ``hr``: ``(N, 3, s*h, s*w)`` in [-1, 1]. Returns the
+    detached loss as ``{"loss": tensor}`` (no ``.item()``: no GPU sync per step).
+    """
+    precision = precision or Precision("cpu", enabled=False)
+    with precision.autocast():
+        sr = generator(lr)                       # (N, 3, s*h, s*w) in [-1, 1]
+        loss = pixel_loss(sr.float(), hr)
+    precision.step(loss, optimizer)
+    return {"loss": loss.detach()}
+
+
+def gan_step(lr: torch.Tensor, hr: torch.Tensor, generator: nn.Module, discriminator: nn.Module,
+             optimizer_g: torch.optim.Optimizer, optimizer_d: torch.optim.Optimizer,
+             content_loss: Criterion, precision: Precision | None = None, *, beta: float = 1e-3,
+             content_weight: float = 1.0, pixel_weight: float = 0.0, g_steps: int = 1, d_steps: int = 1,
+             adversarial_criterion: Criterion = F.binary_cross_entropy_with_logits) -> dict[str, torch.Tensor]:
+    """Stage 2 (SRGAN): ``g_steps`` generator steps, then ``d_steps`` discriminator steps.
+
+    ``lr`` in [0, 1], ``hr`` in [-1, 1] (shapes as :func:`pretrain_step`). The k = ``d_steps``
+    discriminator steps reuse this batch's HR and SR images (one loader batch per iteration
+    keeps the data stream, and so resuming, simple). Returns detached tensors: ``loss_g``,
+    ``loss_content``, ``loss_adv``, ``loss_pixel`` (when used), ``loss_d``, and ``d_hr`` /
+    ``d_sr``, the mean probability D gives real and generated images (0.5 = D cannot tell).
+    """
+    precision = precision or Precision("cpu", enabled=False)
+    out: dict[str, torch.Tensor] = {}
+
+    # ---- generator: make D call G's images real, stay close to HR in VGG space ----
+    # D is frozen here: its weights are the fixed judge of this step. Without this, backward
+    # would also fill D's .grad with the *generator's* objective (wasted work, and wrong if
+    # anyone forgot to zero them before D's step).
+    discriminator.requires_grad_(False)
+    for _ in range(g_steps):
+        with precision.autocast():
+            sr = generator(lr)                                    # (N, 3, H, W) in [-1, 1]
+            loss_content = content_loss(sr, hr)
+            loss_adv = adversarial_loss(discriminator(sr), True, adversarial_criterion)  # -log D(G(LR))
+            loss_g = content_weight * loss_content + beta * loss_adv
+            if pixel_weight:
+                loss_pixel = pixel_loss(sr.float(), hr)
+                loss_g = loss_g + pixel_weight * loss_pixel
+                out["loss_pixel"] = loss_pixel.detach()
+        precision.step(loss_g, optimizer_g)
+    discriminator.requires_grad_(True)
+
+    # ---- discriminator: tell HR (label 1) from SR (label 0) ----
+    # Why detach? D's loss must only move D. Without detach, backward would run through G
+    # too (wasted) and, worse, push G's gradients towards making its images *easier* to spot.
+    sr = sr.detach()
+    for _ in range(d_steps):
+        with precision.autocast():
+            hr_logits, sr_logits = discriminator(hr), discriminator(sr)
+            loss_d = discriminator_loss(hr_logits, sr_logits, adversarial_criterion)
+        precision.step(loss_d, optimizer_d)
+
+    out.update(loss_g=loss_g.detach(), loss_content=loss_content.detach(), loss_adv=loss_adv.detach(),
+               loss_d=loss_d.detach(), d_hr=torch.sigmoid(hr_logits.detach().float()).mean(),
+               d_sr=torch.sigmoid(sr_logits.detach().float()).mean())
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Optimisers and schedules of the two stages
+# --------------------------------------------------------------------------------------
+def make_pretrain_optimizer(generator: nn.Module, config: Mapping[str, Any]) -> torch.optim.Adam:
+    """Stage 1: Adam(lr_pretrain, adam_betas), constant learning rate (paper: 1e-4)."""
+    return torch.optim.Adam(generator.parameters(), lr=config["lr_pretrain"], betas=tuple(config["adam_betas"]))
+
+
+def make_gan_optimizers(generator: nn.Module, discriminator: nn.Module, config: Mapping[str, Any]):
+    """Stage 2: Adam for G (lr_g) and D (lr_d); both lrs x lr_decay_gamma after lr_decay_at * gan_iters.
+
+    Returns ``(optimizer_g, optimizer_d, scheduler_g, scheduler_d)``; the schedulers are stepped
+    once per iteration (paper: 1e-4 for 10^5 updates, then 1e-5).
+    """
+    betas = tuple(config["adam_betas"])
+    optimizer_g = torch.optim.Adam(generator.parameters(), lr=config["lr_g"], betas=betas)
+    optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=config["lr_d"], betas=betas)
+    milestone = max(1, int(round(config["lr_decay_at"] * config["gan_iters"])))
+    schedulers = [torch.optim.lr_scheduler.MultiStepLR(o, [milestone], gamma=config["lr_decay_gamma"])
+                  for o in (optimizer_g, optimizer_d)]
+    return optimizer_g, optimizer_d, schedulers[0], schedulers[1]
+
+
+# --------------------------------------------------------------------------------------
+# The template's epoch functions (kept working; the runner is the recommended way)
+# --------------------------------------------------------------------------------------
+def _check(loss: float, what: str, epoch: int, i: int) -> None:
+    if not math.isfinite(loss):
+        raise NonFiniteError(f"{what} became {loss} at epoch {epoch}, batch {i}: stopping this epoch "
+                             "(lower the learning rate, or resume from the last good checkpoint)")
+
+
+def pretrain(train_loader, generator, content_loss_criterion, optimizer, epoch, device, print_freq,
+             precision: Precision | None = None):
+    """One epoch of stage 1 (SRResNet on pixel MSE), in the template's style.
+
+    ``content_loss_criterion`` compares images (e.g. ``nn.MSELoss()``); batches are
+    ``(lr, hr)`` in [0, 1] (``SRDataset``), HR is converted to [-1, 1] here. Returns the
+    epoch's mean loss.
+    """
+    generator.train()
+    precision = precision or Precision(device, enabled=False)
+    losses, batch_time, start = AverageMeter(), AverageMeter(), time.time()
+    for i, (lr_imgs, hr_imgs) in enumerate(train_loader):
+        lr_imgs = lr_imgs.to(device)                                             # [0, 1]
+        hr_imgs = convert_image(hr_imgs.to(device), "[0, 1]", "[-1, 1]")        # [-1, 1]
+        with precision.autocast():
+            loss = content_loss_criterion(generator(lr_imgs).float(), hr_imgs)
+        precision.step(loss, optimizer)
+        losses.update(loss.item(), lr_imgs.size(0))
+        _check(losses.val, "the pixel loss", epoch, i)
+        batch_time.update(time.time() - start)
+        start = time.time()
+        if i % print_freq == 0:
+            print(f"Epoch: [{epoch}][{i}/{len(train_loader)}]----"
+                  f"Batch Time {batch_time.val:.3f} ({batch_time.avg:.3f})----"
+                  f"MSE Loss {losses.val:.4f} ({losses.avg:.4f})")
+    return losses.avg
+
+
+def train(train_loader, generator, discriminator, truncated_vgg19, content_loss_criterion,
+          adversarial_loss_criterion, optimizer_g, optimizer_d, epoch, device, beta, print_freq,
+          vgg_rescale: float = 1.0, precision: Precision | None = None):
+    """One epoch of stage 2 (SRGAN), the template's function with the template's arguments.
+
+    ``truncated_vgg19`` normalises its own input (give it [-1, 1] images);
+    ``content_loss_criterion`` compares feature maps (``nn.MSELoss()``);
+    ``adversarial_loss_criterion`` takes logits and labels (``nn.BCEWithLogitsLoss()``).
+    ``vgg_rescale`` 1.0 is the template; the paper (and the runner) use 1/12.75. Each batch runs
+    :func:`gan_step`. Returns ``(mean perceptual loss, mean discriminator loss)``.
+    """
+    generator.train()
+    discriminator.train()
+    precision = precision or Precision(device, enabled=False)
+    content_loss = ContentLoss(truncated_vgg19, vgg_rescale, content_loss_criterion)
+    losses_c, losses_a, losses_d = AverageMeter(), AverageMeter(), AverageMeter()
+    batch_time, start = AverageMeter(), time.time()
+    for i, (lr_imgs, hr_imgs) in enumerate(train_loader):
+        lr_imgs = lr_imgs.to(device)                                             # [0, 1]
+        hr_imgs = convert_image(hr_imgs.to(device), "[0, 1]", "[-1, 1]")        # [-1, 1]
+        out = gan_step(lr_imgs, hr_imgs, generator, discriminator, optimizer_g, optimizer_d,
+                       content_loss, precision, beta=beta, adversarial_criterion=adversarial_loss_criterion)
+        n = lr_imgs.size(0)
+        losses_c.update(out["loss_content"].item(), n)
+        losses_a.update(out["loss_adv"].item(), n)
+        losses_d.update(out["loss_d"].item(), n)
+        _check(losses_c.val + losses_a.val + losses_d.val, "a GAN loss", epoch, i)
+        batch_time.update(time.time() - start)
+        start = time.time()
+        if i % print_freq == 0:
+            print(f"Epoch: [{epoch}][{i}/{len(train_loader)}]----"
+                  f"Batch Time {batch_time.val:.3f} ({batch_time.avg:.3f})----"
+                  f"Cont. Loss {losses_c.val:.4f} ({losses_c.avg:.4f})----"
+                  f"Adv. Loss {losses_a.val:.4f} ({losses_a.avg:.4f})----"
+                  f"Disc. Loss {losses_d.val:.4f} ({losses_d.avg:.4f})")
+    return losses_c.avg + beta * losses_a.avg, losses_d.avg

@@ -1,0 +1,123 @@
+"""Checkpoints: weights_only round trip, RNG states, atomic writes, clear errors, load_generator."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from course_sr import checkpoint as ck
+from course_sr.checkpoint import (NonFiniteError, capture_rng_state, load_checkpoint, load_generator,
+                                  restore_rng_state, save_checkpoint)
+from course_sr.config import get_config, to_plain
+from course_sr.models import Discriminator, Generator
+
+CFG = get_config("quick", n_channels=8, n_blocks=1, d_n_channels=4, d_n_blocks=2, d_fc_size=8)
+
+
+def make_state(generator=None, arch="srresnet", cfg=CFG):
+    torch.manual_seed(0)
+    g = generator or Generator(cfg)
+    d = Discriminator(cfg)
+    opt = torch.optim.Adam(g.parameters(), lr=1e-4)
+    g(torch.rand(1, 3, 4, 4)).mean().backward()
+    opt.step()                                       # so the optimizer has state tensors
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [5])
+    return {"method": "srgan", "stage": "pretrain", "iteration": 7, "config": to_plain(cfg),
+            "arch": {"generator": arch}, "models": {"generator": g.state_dict(), "discriminator": d.state_dict()},
+            "optimizers": {"g": opt.state_dict()}, "schedulers": {"g": sched.state_dict()}, "scaler": None,
+            "history": {"pretrain/loss": [[5, 0.5]]}, "rng": capture_rng_state(), "best_psnr": 21.5}
+
+
+def test_round_trip_loads_with_weights_only(tmp_path):
+    state = make_state()
+    path = save_checkpoint(state, tmp_path / "ckpt" / "last.pt")
+    raw = torch.load(path, weights_only=True)          # no pickled code needed
+    assert raw["format"] == ck.FORMAT
+    back = load_checkpoint(path)
+    for k, v in state["models"]["generator"].items():
+        assert torch.equal(back["models"]["generator"][k], v)
+    assert back["optimizers"]["g"]["state"][0]["exp_avg"].shape == state["optimizers"]["g"]["state"][0]["exp_avg"].shape
+    assert back["history"] == state["history"] and back["iteration"] == 7 and back["best_psnr"] == 21.5
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_rng_state_round_trip_through_a_checkpoint(tmp_path):
+    save_checkpoint({"rng": capture_rng_state()}, tmp_path / "rng.pt", check=False)
+    first = (random.random(), np.random.rand(), torch.rand(1).item())
+    restore_rng_state(load_checkpoint(tmp_path / "rng.pt")["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+
+
+def test_crash_mid_save_leaves_last_untouched(tmp_path, monkeypatch):
+    path = save_checkpoint(make_state(), tmp_path / "last.pt")
+    before = path.read_bytes()
+
+    def crash(obj, f, *args, **kwargs):                # the process "dies" halfway through the write
+        f.write(b"PK\x03\x04 half a zip file")
+        raise KeyboardInterrupt("killed mid-save")
+
+    monkeypatch.setattr(torch, "save", crash)
+    state = make_state()
+    state["iteration"] = 8
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(state, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert load_checkpoint(path)["iteration"] == 7
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]    # no temporary file left behind
+
+
+def test_nan_weights_are_never_saved(tmp_path):
+    path = save_checkpoint(make_state(), tmp_path / "last.pt")
+    state = make_state()
+    state["models"]["generator"]["conv_block1.0.weight"][0, 0, 0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"generator.conv_block1.0.weight has NaN/inf.*last.pt"):
+        save_checkpoint(state, path)
+    assert load_checkpoint(path)["iteration"] == 7
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found: .*nope.pt"):
+        load_checkpoint(tmp_path / "nope.pt")
+    (tmp_path / "junk.pt").write_bytes(b"this is not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read checkpoint .*junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other.pt is not a course_sr checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    torch.save(Generator(CFG), tmp_path / "pickled.pt")   # a whole pickled module (the template's habit)
+    with pytest.raises(ValueError, match="cannot read checkpoint .*pickled.pt"):
+        load_checkpoint(tmp_path / "pickled.pt")
+    path = save_checkpoint(make_state(), tmp_path / "trunc.pt")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="cannot read checkpoint .*trunc.pt"):
+        load_checkpoint(path)
+
+
+def test_load_generator_rebuilds_from_the_checkpoint_alone(tmp_path):
+    state = make_state()
+    path = save_checkpoint(state, tmp_path / "run" / "best.pt")
+    model, info = load_generator(path)
+    assert not model.training
+    assert info == {"name": "best", "path": str(path), "scale": 4, "arch": "srresnet", "output_range": "[-1, 1]",
+                    "method": "srgan", "stage": "pretrain", "iteration": 7, "best_psnr": 21.5}
+    reference = Generator(CFG)
+    reference.load_state_dict(state["models"]["generator"])
+    lr = torch.rand(1, 3, 5, 6)
+    torch.testing.assert_close(model(lr), reference.eval()(lr))
+    again = Generator.from_checkpoint(path)
+    assert isinstance(again, Generator)
+    torch.testing.assert_close(again(lr), model(lr))
+
+
+def test_from_checkpoint_refuses_another_architecture(tmp_path):
+    from course_sr.models import build_generator
+
+    cfg = get_config("quick", SR_nb=3, SR_nf=4)
+    path = save_checkpoint(make_state(build_generator(cfg, "vdsr"), "vdsr", cfg), tmp_path / "vdsr.pt")
+    model, info = load_generator(path)
+    assert info["arch"] == "vdsr" and info["output_range"] == "[0, 1]"
+    with pytest.raises(ValueError, match="vdsr.pt holds a 'vdsr' network"):
+        Generator.from_checkpoint(path)

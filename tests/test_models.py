@@ -1,0 +1,121 @@
+"""Shapes, ranges and parameter counts of the SRGAN networks (tiny sizes except the pinned counts)."""
+from __future__ import annotations
+
+import urllib.error
+
+import pytest
+import torch
+from torch import nn
+
+from course_sr.config import get_config
+from course_sr.models import (Discriminator, Generator, TruncatedVGG19, build_discriminator, build_generator,
+                              count_parameters)
+from course_sr.utils import convert_image
+
+TINY = dict(n_channels=8, n_blocks=2, d_n_channels=4, d_n_blocks=4, d_fc_size=16)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_generator_shape_range_and_attributes(scale):
+    g = Generator(get_config(scaling_factor=scale, crop_size=96, **TINY))
+    lr = torch.rand(2, 3, 6, 5)
+    sr = g(lr)
+    assert sr.shape == (2, 3, 6 * scale, 5 * scale)
+    assert g.scale == scale and g.output_range == "[-1, 1]"
+    assert sr.min() >= -1 and sr.max() <= 1            # tanh output
+    assert len(g.subpixel_blocks) == {2: 1, 4: 2, 8: 3}[scale]
+
+
+@pytest.mark.parametrize("scale, expected", [(2, 1_401_749), (4, 1_549_462), (8, 1_697_175)])
+def test_generator_parameter_count_paper_sizes(scale, expected):
+    # 16 blocks, 64 channels, kernels 9/3; x4 = 1,549,462 as sgrvinod's SRResNet (~1.5M, paper).
+    assert count_parameters(Generator(get_config(scaling_factor=scale, crop_size=96))) == expected
+
+
+def test_discriminator_parameter_count_paper_sizes():
+    # 8 convs 64..512 (4.69M) + dense 512*6*6 -> 1024 (18.9M) + dense 1024 -> 1.
+    d = Discriminator(get_config())
+    assert count_parameters(d) == 23_565_505
+    assert count_parameters(d.fc1) == 512 * 36 * 1024 + 1024
+
+
+@pytest.mark.parametrize("size", [(32, 32), (40, 52), (96, 96)])
+def test_discriminator_takes_any_size_and_returns_logits(size):
+    d = build_discriminator(get_config(**TINY))
+    out = d(torch.rand(3, 3, *size) * 2 - 1)
+    assert out.shape == (3,)
+    assert out.dtype == torch.float32
+
+
+def test_discriminator_layout():
+    d = Discriminator(get_config())
+    convs = [b[0] for b in d.conv_blocks]
+    assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256, 512, 512]
+    assert [c.stride[0] for c in convs] == [1, 2] * 4
+    assert [isinstance(b[1], nn.BatchNorm2d) for b in d.conv_blocks] == [False] + [True] * 7
+
+
+@pytest.mark.parametrize("i, j, channels, down", [(2, 2, 128, 2), (5, 4, 512, 16)])
+def test_truncated_vgg_shapes_and_frozen(i, j, channels, down):
+    vgg = TruncatedVGG19(i, j, weights="random")
+    out = vgg(torch.rand(1, 3, 32, 32) * 2 - 1)
+    assert out.shape == (1, channels, 32 // down, 32 // down)
+    assert out.min() >= 0                                # ends with the ReLU of conv j
+    assert not any(p.requires_grad for p in vgg.parameters())
+    nn.Sequential(vgg).train()                           # a parent's .train() must not unfreeze it
+    assert not vgg.training
+
+
+def test_truncated_vgg_layers_match_torchvision_indices():
+    from torchvision.models.vgg import cfgs, make_layers
+
+    ours = TruncatedVGG19(5, 4, weights="random").features
+    theirs = make_layers(cfgs["E"])[:36]                 # conv5_4 + ReLU is layer 35
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    assert all(a.shape == b.shape for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+
+
+def test_truncated_vgg_normalises_inside_and_random_weights_ignore_global_rng():
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    torch.manual_seed(1)
+    inside = TruncatedVGG19(2, 2, weights="random")
+    torch.manual_seed(2)
+    outside = TruncatedVGG19(2, 2, weights="random", input_range="imagenet-norm")
+    expected = outside(convert_image(x, "[-1, 1]", "imagenet-norm"))
+    torch.testing.assert_close(inside(x), expected)
+
+
+def test_truncated_vgg_without_weights_says_what_to_do(monkeypatch):
+    from torchvision.models import VGG19_Weights
+
+    def offline(self, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(type(VGG19_Weights.IMAGENET1K_V1), "get_state_dict", offline)
+    with pytest.raises(RuntimeError, match=r"VGG19 ImageNet weights.*550 MB.*TORCH_HOME.*random"):
+        TruncatedVGG19(5, 4, weights="imagenet")
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(i=6, j=1), "no conv 1 before max-pool 6"),
+                                           (dict(i=2, j=3), "no conv 3 before max-pool 2"),
+                                           (dict(weights="vgg16"), "weights must be"),
+                                           (dict(input_range="[0, 255]"), "input_range")])
+def test_truncated_vgg_rejects_bad_arguments(kwargs, match):
+    args = dict(i=2, j=2, weights="random") | kwargs
+    with pytest.raises(ValueError, match=match):
+        TruncatedVGG19(**args)
+
+
+def test_build_generator_picks_by_name():
+    cfg = get_config("quick")
+    assert isinstance(build_generator(cfg), Generator)
+    vdsr = build_generator(cfg, "vdsr")
+    assert vdsr.output_range == "[0, 1]" and vdsr.scale == cfg.scaling_factor
+    with pytest.raises(ValueError, match="unknown generator 'edsr'"):
+        build_generator(cfg, "edsr")
+
+
+def test_count_parameters_trainable_only():
+    vgg = TruncatedVGG19(2, 2, weights="random")
+    assert count_parameters(vgg) > 0
+    assert count_parameters(vgg, trainable_only=True) == 0
