@@ -321,6 +321,30 @@ def score_ratings(sheets: Sequence[str | Path], key_path: str | Path) -> dict[st
     return result
 
 
+def simulate_ratings(pack_dir: str | Path, out_dir: str | Path, n_raters: int = 3, seed: int = 0) -> list[Path]:
+    """Fill ``n_raters`` copies of a pack's sheet with uniformly random scores 1..5 (``filled_NN.csv``).
+
+    For demonstrations and tests only: it shows the scorer's mechanics on a pack nobody has
+    rated yet. Random raters prefer no method, so every method's MOS is near 3 and the 95%
+    intervals overlap: exactly what a real test must beat before claiming a winner.
+    """
+    pack = Path(pack_dir)
+    files = list(read_key(pack))
+    rng = np.random.default_rng(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for r in range(1, n_raters + 1):
+        path = out / f"filled_{r:02d}.csv"
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(["file", "score"])
+            for name in sorted(files):
+                w.writerow([name, int(rng.integers(1, 6))])
+        paths.append(path)
+    return paths
+
+
 def format_scores(result: Mapping[str, Mapping]) -> str:
     """A plain-text table of ``score_ratings`` output, best MOS first, with the convention."""
     width = max([len("method")] + [len(m) for m in result])

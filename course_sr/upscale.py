@@ -300,7 +300,7 @@ def _load_method(method: Any, device: Any) -> Any:
 
 def super_resolve_set(methods: Mapping[str, Any], images: Sequence[tuple[str, Any, Any]], out_dir: str | Path,
                       scale: int | None = None, tile: int | None = None, device: Any = None, half: bool = False,
-                      sheets: bool = True, progress: bool = True) -> dict:
+                      sheets: bool = True, write_hr: bool = True, progress: bool = True) -> dict:
     """Upscale every image with every method; write PNGs, comparison sheets and metrics.
 
     ``methods``: ``{display name: "bicubic" | SR network | checkpoint path}`` (order = sheet
@@ -308,13 +308,18 @@ def super_resolve_set(methods: Mapping[str, Any], images: Sequence[tuple[str, An
     or 4 with bicubic only). ``images``: ``[(name, lr_path, hr_path or None)]`` (see
     :func:`split_images`). Writes ``out_dir/<method>/<name>.png`` (full resolution),
     ``out_dir/sheets/<name>.png`` and, when any HR is given, ``out_dir/metrics.csv``
-    (image, method, psnr, ssim). Returns ``{"dirs": {method: path}, "sheets": [paths],
+    (image, method, psnr, ssim) and (``write_hr``) ``out_dir/HR/<name>.png``, the HR cropped to
+    the SR size: the reference a rating pack can include, as the paper's MOS test did.
+    Returns ``{"dirs": {method: path} (+ "HR"), "sheets": [paths],
     "metrics": {name: {method: (psnr, ssim)}}, "mean": {method: (psnr, ssim)}, "csv": path | None}``.
     """
     if not methods:
         raise ValueError("super_resolve_set needs at least one method")
     if not images:
         raise ValueError("super_resolve_set got no images")
+    reserved = {"HR", "sheets"} & set(methods)
+    if reserved:
+        raise ValueError(f"method names {sorted(reserved)} are reserved for the output folders; rename them")
     loaded = {name: _load_method(m, device) for name, m in methods.items()}
     net_scales = {name: method_scale(m) for name, m in loaded.items() if not isinstance(m, str)}
     if len(set(net_scales.values())) > 1:
@@ -338,6 +343,10 @@ def super_resolve_set(methods: Mapping[str, Any], images: Sequence[tuple[str, An
             panels[mname] = sr
         if hr is not None:
             from course_sr.metrics import psnr_ssim
+
+            if write_hr:
+                dirs["HR"] = out / "HR"
+                _write_png(dirs["HR"] / f"{name}.png", hr, None)
 
             metrics[name] = {mname: psnr_ssim(sr, hr, s) for mname, sr in panels.items()}
         if sheets:

@@ -238,3 +238,13 @@ def test_command_errors_are_one_line(tmp_path, capsys):
     assert "rating-pack: error: image folder not found" in capsys.readouterr().err
     assert rating.main_rating_score(["--key", str(tmp_path / "k.csv"), "--sheets", "s.csv"]) == 2
     assert "rating-score: error: rating key not found" in capsys.readouterr().err
+
+
+def test_simulated_ratings_score_near_three(pack, tmp_path):
+    sheets = rating.simulate_ratings(tmp_path / "pack", tmp_path / "sim", n_raters=4, seed=1)
+    assert [p.name for p in sheets] == ["filled_01.csv", "filled_02.csv", "filled_03.csv", "filled_04.csv"]
+    assert sheets[0].read_text() != sheets[1].read_text()
+    res = score_ratings(sheets, tmp_path / "pack")
+    for r in res.values():
+        assert r["n"] == 4 * len(IMAGES) and r["blank"] == 0
+        assert r["ci95"][0] < 3 < r["ci95"][1] and 1 <= r["mos"] <= 5

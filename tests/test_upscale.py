@@ -179,11 +179,16 @@ def test_super_resolve_set(tmp_path):
             np.testing.assert_array_equal(got, expected)
             assert res["metrics"][name][m] == pytest.approx(psnr_ssim(expected, np.asarray(Image.open(hr_path)), 4))
         assert (tmp_path / "Set5" / "sheets" / f"{name}.png").is_file()
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "Set5" / "HR" / f"{name}.png")),
+                                      np.asarray(Image.open(hr_path)))
+    assert res["dirs"] == {m: str(tmp_path / "Set5" / m) for m in ("bicubic", "near", "HR")}
     with open(res["csv"]) as f:
         rows = list(csv.DictReader(f))
     assert [(r["image"], r["method"]) for r in rows] == [("bird", "bicubic"), ("bird", "near"),
                                                           ("head", "bicubic"), ("head", "near")]
     assert res["mean"]["bicubic"][0] == pytest.approx(np.mean([res["metrics"][n]["bicubic"][0] for n in ("bird", "head")]))
+    with pytest.raises(ValueError, match=r"method names \['HR'\] are reserved"):
+        super_resolve_set({"HR": "bicubic"}, images, tmp_path / "x")
     with pytest.raises(ValueError, match="different scales"):
         super_resolve_set({"a": NearestNet(4), "b": NearestNet(2)}, images, tmp_path / "x")
     small_hr = [("bird", images[0][1], tmp_path / "headx4.png")]
