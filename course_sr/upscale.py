@@ -8,7 +8,7 @@ Three layers, each calling the one below:
 - :func:`upscale_file` / :func:`upscale_folder` image files in, PNGs with the same stems out
   (the ``python -m course_sr upscale`` command);
 - :func:`super_resolve_set` the course's human-evaluation deliverable: for every LR image of a
-  set (Set5) and every method, ``<out>/<method>/<name>.png`` at full resolution, plus one
+  set (Set5; files found by ``course_sr.evaluate.image_pairs``) and every method, ``<out>/<method>/<name>.png`` at full resolution, plus one
   comparison sheet ``<out>/sheets/<name>.png`` (:func:`comparison_figure`) and, when HR images
   are given, ``<out>/metrics.csv`` with per-image PSNR/SSIM (paper convention, ``course_sr.metrics``).
 
@@ -21,8 +21,8 @@ File rules (documented once, here):
 - an alpha channel (RGBA, LA, palette with transparency) is not shown to the network: it is
   upscaled on its own with the kit's bicubic ``imresize`` and re-attached, so the output is RGBA
   (LA for gray); the colour channels are the stored values (no compositing on a background);
-- outputs are always PNG (lossless), named after the input's stem; ``x4``-style suffixes of
-  benchmark LR files (``babyx4.png``) are dropped when naming set outputs (``baby.png``).
+- outputs are always PNG (lossless), named after the input's stem (set outputs: the HR stem,
+  ``baby.png``, not the LR file's ``babyx4.png``).
 """
 from __future__ import annotations
 
@@ -267,26 +267,6 @@ def comparison_figure(lr: np.ndarray, panels: Mapping[str, np.ndarray], hr: np.n
 # --------------------------------------------------------------------------------------
 # A whole set (Set5): the human-evaluation deliverable
 # --------------------------------------------------------------------------------------
-def image_name(lr_path: str | Path, hr_path: str | Path | None = None, scale: int = 4) -> str:
-    """The image's name: the HR stem, else the LR stem without its ``x<scale>`` suffix."""
-    if hr_path is not None:
-        return Path(hr_path).stem
-    stem = Path(lr_path).stem
-    suffix = f"x{scale}"
-    return stem[: -len(suffix)] if stem.lower().endswith(suffix) and len(stem) > len(suffix) else stem
-
-
-def split_images(split: str, data_root: str | Path, csv_folder: str | Path | None = None,
-                 scale: int = 4) -> list[tuple[str, Path, Path]]:
-    """``[(name, lr_path, hr_path)]`` of a data list (``<csv_folder>/<split>_images.csv``, rows
-    relative to ``data_root``; ``csv_folder`` defaults to ``<data_root>/data_lists``)."""
-    from course_sr.data_lists import read_data_list
-
-    root = Path(data_root)
-    rows = read_data_list(csv_folder if csv_folder is not None else root / "data_lists", split)
-    return [(image_name(root / lr, root / hr, scale), root / lr, root / hr) for hr, lr in rows]
-
-
 def _load_method(method: Any, device: Any) -> Any:
     """``"bicubic"`` stays; a checkpoint path becomes its generator; a network stays."""
     if isinstance(method, str) and method == BICUBIC:
@@ -305,8 +285,8 @@ def super_resolve_set(methods: Mapping[str, Any], images: Sequence[tuple[str, An
 
     ``methods``: ``{display name: "bicubic" | SR network | checkpoint path}`` (order = sheet
     order; all networks must share one scale, which bicubic then uses; ``scale`` defaults to it,
-    or 4 with bicubic only). ``images``: ``[(name, lr_path, hr_path or None)]`` (see
-    :func:`split_images`). Writes ``out_dir/<method>/<name>.png`` (full resolution),
+    or 4 with bicubic only). ``images``: ``[(name, hr_path or None, lr_path)]``, the order of
+    ``course_sr.evaluate.image_pairs(set, data_root)``, which finds a set's files. Writes ``out_dir/<method>/<name>.png`` (full resolution),
     ``out_dir/sheets/<name>.png`` and, when any HR is given, ``out_dir/metrics.csv``
     (image, method, psnr, ssim) and (``write_hr``) ``out_dir/HR/<name>.png``, the HR cropped to
     the SR size: the reference a rating pack can include, as the paper's MOS test did.
@@ -333,7 +313,7 @@ def super_resolve_set(methods: Mapping[str, Any], images: Sequence[tuple[str, An
     sheet_paths, metrics = [], {}
     from tqdm.auto import tqdm
 
-    for name, lr_path, hr_path in tqdm(images, desc="super-resolve", unit="img", disable=not progress):
+    for name, hr_path, lr_path in tqdm(images, desc="super-resolve", unit="img", disable=not progress):
         lr = load_image(lr_path, keep_gray=True)
         hr = None if hr_path is None else crop_hr(load_image(hr_path, keep_gray=True), lr.shape, s, str(hr_path))
         panels = {}

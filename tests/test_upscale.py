@@ -13,7 +13,7 @@ from PIL import Image
 from course_sr import upscale
 from course_sr.imresize import imresize
 from course_sr.metrics import psnr_ssim
-from course_sr.upscale import (auto_crop, comparison_figure, crop_hr, image_name, super_resolve_set,
+from course_sr.upscale import (auto_crop, comparison_figure, crop_hr, super_resolve_set,
                                upscale_array, upscale_file, upscale_folder)
 
 
@@ -154,12 +154,6 @@ def test_comparison_figure(tmp_path):
         comparison_figure(lr, {"bicubic": bic, "SR": lr}, scale=4)
 
 
-def test_image_name():
-    assert image_name("LR_bicubic/X4/babyx4.png") == "baby"
-    assert image_name("lr/babyx4.png", "hr/baby.png") == "baby"
-    assert image_name("x4.png") == "x4" and image_name("photo.png") == "photo"
-
-
 def test_super_resolve_set(tmp_path):
     images = []
     for i, name in enumerate(["bird", "head"]):
@@ -169,10 +163,10 @@ def test_super_resolve_set(tmp_path):
         lr = imresize(hr, 0.25)
         Image.fromarray(hr).save(tmp_path / f"{name}.png")
         Image.fromarray(lr).save(tmp_path / f"{name}x4.png")
-        images.append((name, tmp_path / f"{name}x4.png", tmp_path / f"{name}.png"))
+        images.append((name, tmp_path / f"{name}.png", tmp_path / f"{name}x4.png"))
     res = super_resolve_set({"bicubic": "bicubic", "near": NearestNet(4)}, images, tmp_path / "Set5",
                             device="cpu", progress=False)
-    for name, lr_path, hr_path in images:
+    for name, hr_path, lr_path in images:
         lr = np.asarray(Image.open(lr_path))
         for m, expected in [("bicubic", imresize(lr, 4)), ("near", nearest(lr))]:
             got = np.asarray(Image.open(tmp_path / "Set5" / m / f"{name}.png"))
@@ -191,7 +185,7 @@ def test_super_resolve_set(tmp_path):
         super_resolve_set({"HR": "bicubic"}, images, tmp_path / "x")
     with pytest.raises(ValueError, match="different scales"):
         super_resolve_set({"a": NearestNet(4), "b": NearestNet(2)}, images, tmp_path / "x")
-    small_hr = [("bird", images[0][1], tmp_path / "headx4.png")]
+    small_hr = [("bird", tmp_path / "headx4.png", images[0][2])]
     with pytest.raises(ValueError, match=r"headx4\.png is 6x6 px but the LR image is 6x5 at x4"):
         super_resolve_set({"bicubic": "bicubic"}, small_hr, tmp_path / "y", sheets=False)
 
