@@ -291,7 +291,6 @@ def test_complete_targets_are_skipped_without_network(tmp_path, server, table):
 def test_kept_archive_is_reused_not_downloaded(tmp_path, server, table):
     run(tmp_path, table, what="div2k", keep_archives=True)
     n_requests = len(server.log)
-
     shutil.rmtree(tmp_path / "DIV2K")
     assert run(tmp_path, table, what="div2k") == {a.name: "extracted" for a in table[:2]}
     assert len(server.log) == n_requests
@@ -497,7 +496,6 @@ def test_partial_folder_of_a_killed_run_is_replaced(tmp_path, server, table):
 def test_multi_folder_archive_finishes_only_missing_folders(tmp_path, server, table):
     archive = table[2]
     run(tmp_path, [archive], keep_archives=True)
-
     shutil.rmtree(tmp_path / "benchmark/Set14")
     (tmp_path / "benchmark/Set5/extra.txt").write_text("left alone")
     assert run(tmp_path, [archive]) == {archive.name: "extracted"}
