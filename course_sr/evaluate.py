@@ -1,0 +1,341 @@
+"""PSNR/SSIM tables for bicubic and any generator checkpoint on the standard test sets.
+
+    >>> results = evaluate(["bicubic", "runs/a/checkpoints/best.pt=SRResNet"], ["Set5", "Set14"],
+    ...                    data_root="data")
+    >>> print(format_table(results))
+
+Command: ``python -m course_sr evaluate [--method bicubic] [--checkpoint PATH[=NAME] ...]
+--sets Set5 Set14 ... --data-root DIR [--csv-folder DIR] [--scale 4] [--json] [--out DIR]``.
+With ``--json`` the last line on stdout is one JSON object
+``{"<Set>": {"<method>": {"psnr": float, "ssim": float, "n": int}}}``.
+
+Methods: ``"bicubic"`` (the kit's MATLAB-exact ``imresize`` of the LR file, uint8) or a generator
+checkpoint ``"PATH"`` / ``"PATH=NAME"`` (loaded with ``course_sr.checkpoint.load_generator``;
+its SR output is rounded to uint8 before scoring, as papers do).
+
+Where a set's images come from, first match wins (``<s>`` is the scale):
+
+1. the course data list ``<csv_folder>/<set>_images.csv`` (``csv_folder`` defaults to
+   ``<data_root>/data_lists``), rows ``HR,LR`` relative to ``data_root``;
+2. ``valid``: ``<data_root>/DIV2K/DIV2K_valid_HR/*.png`` with
+   ``DIV2K_valid_LR_bicubic/X<s>/<name>x<s>.png``;
+3. ``<data_root>/benchmark/<Set>/HR/*`` or ``<data_root>/<Set>/HR/*`` with
+   ``<Set>/LR_bicubic/X<s>/<name>x<s>.png`` (so ``--data-root ../shared/benchmarks`` works).
+
+HR is cropped top-left to ``scale x`` the LR size (LR must be ``HR // scale``). The metric
+convention is ``course_sr.metrics``'s; :data:`CONVENTION` is printed under every table.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from course_sr.metrics import psnr_ssim
+from course_sr.utils import convert_image, load_image
+
+IMAGE_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
+CONVENTION = ("PSNR (dB) / SSIM on Y of MATLAB rgb2ycbcr (not rounded), {scale} px shaved from each border; "
+              "SSIM of Wang et al. 2004 (11x11 Gaussian, sigma 1.5, L=255, valid window); SR rounded to "
+              "uint8; gray images scored as Y; mean over images. Published bicubic x4: Set5 28.42/0.8104, "
+              "Set14 26.00/0.7027.")
+NOT_COMPUTED = "not computed"
+
+
+# --------------------------------------------------------------------------------------
+# Where the images are
+# --------------------------------------------------------------------------------------
+def _lr_partner(lr_dir: Path, stem: str, scale: int) -> Path:
+    """``<lr_dir>/<stem>x<scale>.png`` (or another image extension when that exists)."""
+    png = lr_dir / f"{stem}x{scale}.png"
+    if png.is_file():
+        return png
+    for ext in IMAGE_EXTENSIONS:
+        for candidate in (lr_dir / f"{stem}x{scale}{ext}", lr_dir / f"{stem}x{scale}{ext.upper()}"):
+            if candidate.is_file():
+                return candidate
+    return png                                # missing: reported by the caller with the others
+
+
+def _find_dir(parent: Path, name: str) -> Path | None:
+    """``parent/name``, or a folder differing only in case (``set5`` -> ``Set5``)."""
+    if (parent / name).is_dir():
+        return parent / name
+    if parent.is_dir():
+        for p in sorted(parent.iterdir()):
+            if p.is_dir() and p.name.lower() == name.lower():
+                return p
+    return None
+
+
+def image_pairs(set_name: str, data_root, csv_folder=None, scale: int = 4) -> list[tuple[str, Path, Path]]:
+    """``[(image_name, hr_path, lr_path), ...]`` of one set, sorted (rules in the module docstring).
+
+    Raises:
+        FileNotFoundError: no folder or list for the set (says where it looked), or LR files
+            missing (lists them).
+    """
+    root = Path(data_root)
+    csv_dir = Path(csv_folder) if csv_folder is not None else root / "data_lists"
+    data_list = csv_dir / f"{set_name}_images.csv"
+    if data_list.is_file():
+        from course_sr.data_lists import read_data_list
+
+        pairs = []
+        for hr_rel, lr_rel in read_data_list(csv_dir, set_name):
+            if not hr_rel:
+                raise ValueError(f"{data_list} has LR-only rows (no HR to score against): {lr_rel}")
+            pairs.append((Path(hr_rel).stem, root / hr_rel, root / lr_rel))
+        source = str(data_list)
+    else:
+        if set_name.lower() == "valid":
+            hr_dir = root / "DIV2K" / "DIV2K_valid_HR"
+            lr_dir = root / "DIV2K" / "DIV2K_valid_LR_bicubic" / f"X{scale}"
+            set_dir = hr_dir.parent if hr_dir.is_dir() else None
+        else:
+            set_dir = _find_dir(root / "benchmark", set_name) or _find_dir(root, set_name)
+            hr_dir, lr_dir = (set_dir / "HR", set_dir / "LR_bicubic" / f"X{scale}") if set_dir else (None, None)
+        if set_dir is None or not hr_dir.is_dir():
+            looked = ([data_list, root / "DIV2K" / "DIV2K_valid_HR"] if set_name.lower() == "valid" else
+                      [data_list, root / "benchmark" / set_name / "HR", root / set_name / "HR"])
+            raise FileNotFoundError(f"set {set_name!r} not found; looked for: " + ", ".join(map(str, looked)))
+        hr_files = sorted(p for p in hr_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        pairs = [(p.stem, p, _lr_partner(lr_dir, p.stem, scale)) for p in hr_files]
+        source = str(hr_dir)
+    if not pairs:
+        raise FileNotFoundError(f"set {set_name!r} has no images in {source}")
+    missing = [str(lr) for _, hr, lr in pairs if not lr.is_file()]
+    missing += [str(hr) for _, hr, lr in pairs if not hr.is_file()]
+    if missing:
+        shown = "\n  ".join(missing[:20]) + (f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else "")
+        raise FileNotFoundError(f"set {set_name!r} (x{scale}, from {source}): {len(missing)} missing "
+                                f"file(s):\n  {shown}")
+    return sorted(pairs, key=lambda t: t[0])
+
+
+# --------------------------------------------------------------------------------------
+# Methods
+# --------------------------------------------------------------------------------------
+def parse_method(spec: str) -> tuple[str, Path | None]:
+    """``"bicubic"`` -> ``("bicubic", None)``; ``"PATH=NAME"`` -> ``(NAME, PATH)``;
+    ``"PATH"`` -> (``<run>/<stem>`` for ``<run>/checkpoints/<stem>.pt``, else the stem; PATH)."""
+    if spec == "bicubic":
+        return "bicubic", None
+    path, sep, name = spec.rpartition("=")
+    if not sep:
+        path, name = spec, ""
+    path = Path(path)
+    if not name:
+        name = f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "checkpoints" else path.stem
+    return name, path
+
+
+def _load_methods(methods, scale: int, device) -> dict:
+    """{name: None (bicubic) | model in eval mode}; checkpoints must be of ``scale``."""
+    from course_sr.checkpoint import load_generator
+
+    loaded: dict[str, torch.nn.Module | None] = {}
+    for spec in methods:
+        name, path = parse_method(str(spec))
+        if name in loaded:
+            raise ValueError(f"two methods are named {name!r}; name them with PATH=NAME")
+        if path is None:
+            loaded[name] = None
+            continue
+        model, info = load_generator(path, device)
+        if int(info["scale"]) != scale:
+            raise ValueError(f"checkpoint {path} is a x{info['scale']} model, but scale x{scale} was requested "
+                             f"(evaluate it with --scale {info['scale']})")
+        loaded[name] = model
+    return loaded
+
+
+def _super_resolve_uint8(model, lr: np.ndarray, scale: int, device, tile) -> np.ndarray:
+    """uint8 LR (H, W[, 3]) -> uint8 SR (H*s, W*s, 3): the network's output rounded, as papers do."""
+    from course_sr.imresize import imresize
+    from course_sr.inference import super_resolve
+
+    if model is None:
+        return imresize(lr, scale)                     # uint8 in -> MATLAB-rounded uint8 out
+    rgb = np.repeat(lr[:, :, None], 3, axis=2) if lr.ndim == 2 else lr    # networks take RGB
+    x = convert_image(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1), "[0, 255]", "[0, 1]")
+    sr = super_resolve(model, x, tile=tile, device=device)                 # (3, H*s, W*s) in [0, 1]
+    sr = convert_image(sr, "[0, 1]", "[0, 255]").round().clamp(0, 255).to(torch.uint8)
+    return sr.permute(1, 2, 0).cpu().numpy()
+
+
+def _lpips_scorer(device):
+    """A function (sr_uint8, hr_uint8) -> LPIPS distance, or the reason it cannot be computed.
+
+    Needs the ``lpips`` package and its AlexNet weights on this machine; nothing is downloaded
+    for you here and a missing piece gives "not computed", never a number.
+    """
+    try:
+        import lpips                                   # optional; not a dependency of the kit
+        net = lpips.LPIPS(net="alex", verbose=False).to(device).eval()
+    except Exception as err:                           # no package, or weights not downloadable
+        return None, f"{NOT_COMPUTED} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+
+    def score(sr: np.ndarray, hr: np.ndarray) -> float:
+        def t(a):
+            a = np.repeat(a[:, :, None], 3, axis=2) if a.ndim == 2 else a
+            x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].to(device)
+            return convert_image(x, "[0, 255]", "[-1, 1]")
+        with torch.inference_mode():
+            return float(net(t(sr), t(hr)).item())
+    return score, None
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------
+def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=None, device=None,
+             tile: int | None = None, lpips: bool = False, progress: bool = False) -> dict:
+    """Mean PSNR/SSIM of each method on each set.
+
+    Args:
+        methods: ``"bicubic"`` and/or checkpoint specs ``"PATH"`` / ``"PATH=NAME"``.
+        sets: split names: ``valid``, ``Set5``, ``Set14``, ``B100``, ``Urban100``, or any other
+            with a data list or an ``HR`` folder (see the module docstring).
+        data_root: the data root; ``None`` means the embedded sample (``course_sr.sample``).
+        csv_folder: where ``<set>_images.csv`` lists live (default ``<data_root>/data_lists``).
+        scale: SR factor; a checkpoint of another scale is an error naming the file and both scales.
+        out_dir: when given, writes ``per_image.csv``, ``per_set.csv``, ``summary.json`` (the
+            returned object) and ``table.txt`` (see :func:`write_results`).
+        device: where networks run (``None``: CUDA when available, else CPU).
+        tile: LR tile side for ``super_resolve`` (``None``: its automatic rule).
+        lpips: also report LPIPS (AlexNet) when the ``lpips`` package and weights are present;
+            otherwise each entry's ``"lpips"`` is the string ``"not computed (...)"``.
+        progress: show a tqdm bar per set and method.
+
+    Returns:
+        ``{set: {method: {"psnr": float, "ssim": float, "n": int}}}`` (plus ``"lpips"`` when
+        asked), in the order given.
+    """
+    if data_root is None:
+        from course_sr.sample import ensure_sample
+
+        data_root = ensure_sample()
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    scale = int(scale)
+    models = _load_methods(list(methods), scale, device)
+    pairs = {s: image_pairs(s, data_root, csv_folder, scale) for s in sets}    # all errors up front
+    lpips_fn, lpips_note = _lpips_scorer(device) if lpips else (None, None)
+
+    results: dict[str, dict[str, dict]] = {}
+    rows: list[dict] = []
+    for set_name, set_pairs in pairs.items():
+        results[set_name] = {}
+        for name, model in models.items():
+            scores = []
+            it = set_pairs
+            if progress:
+                from tqdm.auto import tqdm
+
+                it = tqdm(set_pairs, desc=f"{set_name} / {name}", leave=False)
+            for image, hr_path, lr_path in it:
+                hr = load_image(hr_path, keep_gray=True)
+                lr = load_image(lr_path, keep_gray=True)
+                if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
+                    raise ValueError(f"{lr_path} is {lr.shape[1]}x{lr.shape[0]} px but {hr_path} is "
+                                     f"{hr.shape[1]}x{hr.shape[0]}: not its x{scale} LR image")
+                hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]             # top-left crop
+                sr = _super_resolve_uint8(model, lr, scale, device, tile)
+                p, s = psnr_ssim(sr, hr, scale)
+                row = {"set": set_name, "method": name, "image": image, "psnr": p, "ssim": s}
+                if lpips:
+                    row["lpips"] = lpips_fn(sr, hr) if lpips_fn else lpips_note
+                rows.append(row)
+                scores.append(row)
+            entry = {"psnr": float(np.mean([r["psnr"] for r in scores])),
+                     "ssim": float(np.mean([r["ssim"] for r in scores])), "n": len(scores)}
+            if lpips:
+                entry["lpips"] = float(np.mean([r["lpips"] for r in scores])) if lpips_fn else lpips_note
+            results[set_name][name] = entry
+    if out_dir is not None:
+        write_results(results, rows, out_dir, scale)
+    return results
+
+
+def write_results(results: dict, rows: list[dict], out_dir, scale: int) -> Path:
+    """Write into ``out_dir``: ``per_image.csv`` (set, method, image, psnr, ssim), ``per_set.csv``
+    (set, method, psnr, ssim, n), ``summary.json`` (exactly the object :func:`evaluate` returns and
+    ``--json`` prints) and ``table.txt`` (:func:`format_table`, with the convention)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    extra = ["lpips"] if rows and "lpips" in rows[0] else []
+    with open(out / "per_image.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["set", "method", "image", "psnr", "ssim"] + extra)
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(out / "per_set.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["set", "method", "psnr", "ssim", "n"] + extra)
+        for set_name, by_method in results.items():
+            for name, e in by_method.items():
+                writer.writerow([set_name, name, e["psnr"], e["ssim"], e["n"]] + [e[k] for k in extra])
+    (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "table.txt").write_text(format_table(results, scale) + "\n")
+    return out
+
+
+def format_table(results: dict, scale: int = 4) -> str:
+    """Methods as rows, sets as columns, ``PSNR / SSIM`` cells, the convention underneath."""
+    sets = list(results)
+    methods = list(dict.fromkeys(m for s in sets for m in results[s]))
+    headers = ["method"] + [f"{s} (n={next(iter(results[s].values()))['n']})" for s in sets]
+    cells = [[m] + [f"{results[s][m]['psnr']:.2f} / {results[s][m]['ssim']:.4f}" if m in results[s] else "-"
+                    for s in sets] for m in methods]
+    widths = [max(len(r[i]) for r in [headers] + cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [headers] + cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lpips = {e.get("lpips") for s in sets for e in results[s].values()} - {None}
+    if lpips:
+        lines.append("LPIPS (AlexNet, lower is better): " + "; ".join(
+            f"{s}/{m}: " + (f"{e['lpips']:.4f}" if isinstance(e["lpips"], float) else e["lpips"])
+            for s in sets for m, e in results[s].items()))
+    lines += textwrap.wrap(CONVENTION.format(scale=scale), width=100)
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# Command
+# --------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """``python -m course_sr evaluate ...`` (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m course_sr evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("--method", action="append", choices=["bicubic"], default=[],
+                        help="baseline to include (default: bicubic when no --checkpoint is given)")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH[=NAME]",
+                        help="generator checkpoint, optionally with a display name; repeatable")
+    parser.add_argument("--sets", nargs="+", required=True, help="valid Set5 Set14 B100 Urban100 ...")
+    parser.add_argument("--data-root", required=True, help="holds benchmark/<Set>, DIV2K/ or <Set>/ directly")
+    parser.add_argument("--csv-folder", default=None, help="data lists folder (default <data-root>/data_lists)")
+    parser.add_argument("--scale", type=int, default=4, help="SR factor; checkpoints must match it (default 4)")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object, last line")
+    parser.add_argument("--out", default=None, help="write per_image.csv, per_set.csv, summary.json, table.txt here")
+    parser.add_argument("--device", default=None, help="cpu | cuda | cuda:1 (default: cuda when available)")
+    parser.add_argument("--tile", type=int, default=None, help="LR tile side (default: automatic)")
+    parser.add_argument("--lpips", action="store_true", help="also LPIPS when the lpips package and weights exist")
+    args = parser.parse_args(argv)
+
+    methods = args.method + args.checkpoint or ["bicubic"]
+    try:
+        results = evaluate(methods, args.sets, args.data_root, args.csv_folder, args.scale, args.out,
+                           args.device, args.tile, lpips=args.lpips, progress=sys.stderr.isatty())
+    except (FileNotFoundError, ValueError) as err:
+        print(f"evaluate: error: {err}", file=sys.stderr)
+        return 1
+    print(format_table(results, args.scale))
+    if args.out:
+        print(f"wrote per_image.csv, per_set.csv, summary.json, table.txt in {args.out}")
+    if args.json:
+        print(json.dumps(results))
+    return 0
+

@@ -1,0 +1,191 @@
+"""evaluate: published bicubic table through the command, image discovery, outputs, bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from course_sr.evaluate import evaluate, format_table, image_pairs, main, parse_method
+from course_sr.metrics import psnr_ssim
+from course_sr.utils import load_image, save_image
+
+PINNED = {"Set5": (28.4290, 0.8111, 5), "Set14": (25.9940, 0.7029, 14)}
+
+
+def _smooth(h, w, seed, gray=False):
+    """A smooth random image (so bicubic scores are finite and plausible)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2) + (() if gray else (3,))).astype(np.float64)
+    big = np.kron(small, np.ones((8, 8) + (() if gray else (1,))))[:h, :w]
+    return np.clip(big + rng.normal(0, 6, big.shape), 0, 255).astype(np.uint8)
+
+
+def make_set(root, name="Tiny", scale=4, sizes=((44, 52), (48, 40)), gray_last=False, layout="benchmark"):
+    """<root>/<layout>/<name>/HR/imgK.png + LR_bicubic/X<s>/imgKx<s>.png (LR = HR subsampled)."""
+    set_dir = (root / layout / name) if layout else root / name
+    for k, (h, w) in enumerate(sizes):
+        hr = _smooth(h, w, k, gray=gray_last and k == len(sizes) - 1)
+        save_image(set_dir / "HR" / f"img{k}.png", hr)
+        lr = hr[: h - h % scale: scale, : w - w % scale: scale]
+        save_image(set_dir / "LR_bicubic" / f"X{scale}" / f"img{k}x{scale}.png", lr)
+    return set_dir
+
+
+def test_bicubic_table_on_shared_sets_via_command(shared_benchmarks, capsys):
+    assert main(["--method", "bicubic", "--sets", "Set5", "Set14", "--data-root", str(shared_benchmarks),
+                 "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    results = json.loads(out[-1])
+    assert list(results) == ["Set5", "Set14"]
+    for set_name, (p, s, n) in PINNED.items():
+        entry = results[set_name]["bicubic"]
+        assert (round(entry["psnr"], 4), round(entry["ssim"], 4), entry["n"]) == (p, s, n)
+    table = "\n".join(out[:-1])
+    assert "28.43 / 0.8111" in table and "25.99 / 0.7029" in table
+    assert "4 px shaved" in table and "rgb2ycbcr" in table
+
+
+@pytest.mark.parametrize("layout", ["benchmark", None])
+def test_bicubic_on_folder_layouts_and_outputs(tmp_path, layout):
+    make_set(tmp_path, layout=layout, gray_last=True)
+    results = evaluate(["bicubic"], ["Tiny"], tmp_path, out_dir=tmp_path / "eval")
+    entry = results["Tiny"]["bicubic"]
+    assert entry["n"] == 2 and 10 < entry["psnr"] < 60 and 0 < entry["ssim"] < 1
+    per_image = (tmp_path / "eval" / "per_image.csv").read_text().splitlines()
+    assert per_image[0] == "set,method,image,psnr,ssim" and len(per_image) == 3
+    assert json.loads((tmp_path / "eval" / "summary.json").read_text()) == results
+    assert "4 px shaved" in (tmp_path / "eval" / "table.txt").read_text()
+    assert (tmp_path / "eval" / "per_set.csv").read_text().startswith("set,method,psnr,ssim,n\nTiny,bicubic,")
+
+
+def test_per_image_values_are_the_metric_of_the_rounded_bicubic(tmp_path):
+    from course_sr.imresize import imresize
+
+    set_dir = make_set(tmp_path, sizes=((45, 51),))            # HR not a multiple of 4: cropped
+    evaluate(["bicubic"], ["Tiny"], tmp_path, out_dir=tmp_path / "eval")
+    row = (tmp_path / "eval" / "per_image.csv").read_text().splitlines()[1].split(",")
+    hr = load_image(set_dir / "HR" / "img0.png")[:44, :48]
+    sr = imresize(load_image(set_dir / "LR_bicubic" / "X4" / "img0x4.png"), 4)
+    assert (float(row[3]), float(row[4])) == pytest.approx(psnr_ssim(sr, hr, 4), abs=1e-12)
+
+
+def test_data_list_and_div2k_valid(tmp_path):
+    make_set(tmp_path / "data", name="DIV2K_valid_HR_src")     # files to point a list at
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "mine_images.csv").write_text(
+        "benchmark/DIV2K_valid_HR_src/HR/img1.png,benchmark/DIV2K_valid_HR_src/LR_bicubic/X4/img1x4.png\n")
+    pairs = image_pairs("mine", tmp_path / "data", lists)
+    assert [p[0] for p in pairs] == ["img1"]
+    # DIV2K valid layout
+    div2k = tmp_path / "data" / "DIV2K"
+    save_image(div2k / "DIV2K_valid_HR" / "0801.png", _smooth(40, 48, 3))
+    save_image(div2k / "DIV2K_valid_LR_bicubic" / "X4" / "0801x4.png", _smooth(10, 12, 4))
+    results = evaluate(["bicubic"], ["valid", "mine"], tmp_path / "data", csv_folder=lists)
+    assert results["valid"]["bicubic"]["n"] == 1 and results["mine"]["bicubic"]["n"] == 1
+
+
+def test_missing_set_folder(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="Nope.*looked for"):
+        evaluate(["bicubic"], ["Nope"], tmp_path)
+    assert main(["--sets", "Nope", "--data-root", str(tmp_path)]) == 1
+    assert "set 'Nope' not found" in capsys.readouterr().err
+
+
+def test_missing_lr_files_are_listed(tmp_path):
+    set_dir = make_set(tmp_path, sizes=((40, 40), (40, 40), (40, 40)))
+    (set_dir / "LR_bicubic" / "X4" / "img0x4.png").unlink()
+    (set_dir / "LR_bicubic" / "X4" / "img2x4.png").unlink()
+    with pytest.raises(FileNotFoundError, match=r"2 missing(.|\n)*img0x4.png(.|\n)*img2x4.png"):
+        evaluate(["bicubic"], ["Tiny"], tmp_path)
+
+
+def test_corrupt_image_is_named(tmp_path):
+    set_dir = make_set(tmp_path)
+    (set_dir / "HR" / "img1.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(ValueError, match="img1.png"):
+        evaluate(["bicubic"], ["Tiny"], tmp_path)
+
+
+def test_lr_of_wrong_size_is_named(tmp_path):
+    set_dir = make_set(tmp_path)
+    save_image(set_dir / "LR_bicubic" / "X4" / "img0x4.png", _smooth(20, 20, 9))
+    with pytest.raises(ValueError, match="img0x4.png.*not its x4 LR"):
+        evaluate(["bicubic"], ["Tiny"], tmp_path)
+
+
+def test_parse_method(tmp_path):
+    assert parse_method("bicubic") == ("bicubic", None)
+    assert parse_method("runs/a/checkpoints/best.pt") == ("a/best", Path("runs/a/checkpoints/best.pt"))
+    assert parse_method("x/g.pt=SRGAN") == ("SRGAN", Path("x/g.pt"))
+    with pytest.raises(ValueError, match="two methods are named 'bicubic'"):
+        evaluate(["bicubic", "bicubic"], ["Tiny"], tmp_path)
+
+
+def test_lpips_is_never_a_made_up_number(tmp_path):
+    try:
+        import lpips  # noqa: F401
+        pytest.skip("lpips is installed here; this test covers its absence")
+    except ImportError:
+        pass
+    make_set(tmp_path)
+    results = evaluate(["bicubic"], ["Tiny"], tmp_path, lpips=True)
+    assert results["Tiny"]["bicubic"]["lpips"].startswith("not computed")
+    assert "not computed" in format_table(results)
+
+
+# ---- checkpoints ----------------------------------------------------------------------------
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    pytest.importorskip("course_sr.models")
+    from course_sr.checkpoint import save_checkpoint
+    from course_sr.config import get_config, to_plain
+    from course_sr.models import build_generator
+
+    def make(scale=4):
+        cfg = get_config("quick", scaling_factor=scale)
+        torch.manual_seed(0)
+        gen = build_generator(cfg)
+        path = tmp_path / f"run{scale}" / "checkpoints" / "best.pt"
+        state = {"method": "srgan", "stage": "pretrain", "iteration": 0, "config": to_plain(cfg),
+                 "arch": {"generator": cfg.generator}, "models": {"generator": gen.state_dict()}}
+        return save_checkpoint(state, path), gen.eval()
+    return make
+
+
+def test_checkpoint_method(tmp_path, tiny_checkpoint):
+    from course_sr.inference import super_resolve
+    from course_sr.utils import convert_image
+
+    path, gen = tiny_checkpoint(4)
+    set_dir = make_set(tmp_path, gray_last=True)
+    results = evaluate(["bicubic", f"{path}=tiny", str(path)], ["Tiny"], tmp_path, device="cpu",
+                       out_dir=tmp_path / "eval")
+    assert list(results["Tiny"]) == ["bicubic", "tiny", "run4/best"]
+    assert results["Tiny"]["tiny"] == results["Tiny"]["run4/best"]
+    # the gray image: LR replicated to RGB, SR rounded to uint8, scored against gray HR as Y
+    lr = load_image(set_dir / "LR_bicubic" / "X4" / "img1x4.png")
+    sr = super_resolve(gen, convert_image(torch.from_numpy(lr).permute(2, 0, 1), "[0, 255]", "[0, 1]"))
+    sr = (sr * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    hr = load_image(set_dir / "HR" / "img1.png", keep_gray=True)[:48, :40]
+    row = [r.split(",") for r in (tmp_path / "eval" / "per_image.csv").read_text().splitlines()
+           if r.startswith("Tiny,tiny,img1")][0]
+    assert (float(row[3]), float(row[4])) == pytest.approx(psnr_ssim(sr, hr, 4), abs=1e-9)
+
+
+def test_checkpoint_of_another_scale(tmp_path, tiny_checkpoint, capsys):
+    path, _ = tiny_checkpoint(2)
+    make_set(tmp_path)
+    with pytest.raises(ValueError, match=r"best\.pt is a x2 model, but scale x4"):
+        evaluate([str(path)], ["Tiny"], tmp_path)
+    assert main(["--checkpoint", str(path), "--sets", "Tiny", "--data-root", str(tmp_path)]) == 1
+    assert "x2 model" in capsys.readouterr().err
+
+
+def test_missing_checkpoint(tmp_path):
+    make_set(tmp_path)
+    with pytest.raises(FileNotFoundError, match="nothing.pt"):
+        evaluate([str(tmp_path / "nothing.pt")], ["Tiny"], tmp_path)
