@@ -138,8 +138,6 @@ def parse_method(spec: str) -> tuple[str, Path | None]:
 
 def _load_methods(methods, scale: int, device) -> dict:
     """{name: None (bicubic) | model in eval mode}; checkpoints must be of ``scale``."""
-    from course_sr.checkpoint import load_generator
-
     loaded: dict[str, torch.nn.Module | None] = {}
     for spec in methods:
         name, path = parse_method(str(spec))
@@ -148,6 +146,8 @@ def _load_methods(methods, scale: int, device) -> dict:
         if path is None:
             loaded[name] = None
             continue
+        from course_sr.checkpoint import load_generator
+
         model, info = load_generator(path, device)
         if int(info["scale"]) != scale:
             raise ValueError(f"checkpoint {path} is a x{info['scale']} model, but scale x{scale} was requested "
