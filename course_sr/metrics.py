@@ -12,8 +12,13 @@ The convention (SRCNN, VDSR, EDSR, SRGAN tables; the MATLAB evaluation scripts t
    filtering (no padding), no downsampling; the mean of the SSIM map.
 5. A set's score is the mean of its per-image scores.
 
-With the kit's MATLAB-exact ``imresize`` this reproduces the published bicubic x4 baselines:
-Set5 28.42 dB / 0.8104 and Set14 26.00 dB / 0.7027 (``tests/test_metrics.py`` pins the values).
+With the kit's MATLAB-exact ``imresize`` (x4 upscaling of the MATLAB-made LR files, uint8) this
+reproduces the published bicubic x4 baselines, Set5 28.42 dB / 0.8104 and Set14 26.00 dB / 0.7027:
+the kit gets Set5 28.4290 / 0.8111 and Set14 25.9940 / 0.7029 (pinned in ``tests/test_metrics.py``).
+The papers' own pipelines differ in small ways (some resized the Y channel alone, in double), hence
+the last-digit gaps. Alternatives checked against the same files: Y rounded to integers (MATLAB
+``rgb2ycbcr`` on uint8) gives 28.4164 / 0.8101 and 25.9903 / 0.7023 (also within tolerance);
+scoring Set14's gray ``bridge.png`` through ``rgb2ycbcr`` gives Set14 26.0884 / 0.7048 (outside).
 
 Grayscale rule: a single-channel image (``H x W``; e.g. Set14's ``bridge.png``, read with
 ``load_image(path, keep_gray=True)``) already IS luminance and is used directly, without

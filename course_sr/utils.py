@@ -53,7 +53,7 @@ def convert_image(img, source: str, target: str):
           is cropped here: the metrics shave their own border, visibly.
 
     Float tensors keep their dtype and device; PIL sources become float32 ``(C, H, W)`` tensors
-    (an 'L' image gives one channel; other modes are converted to RGB first).
+    (a gray image gives one channel; other modes are converted to RGB by :func:`load_image`'s rules).
     """
     if source not in SOURCES:
         raise ValueError(f"convert_image: unknown source {source!r}; expected one of {SOURCES}")
@@ -64,8 +64,8 @@ def convert_image(img, source: str, target: str):
     if source == "pil":
         if not isinstance(img, Image.Image):
             raise TypeError(f"convert_image: source 'pil' needs a PIL image, got {type(img).__name__}")
-        array = np.asarray(img if img.mode in ("L", "RGB") else img.convert("RGB"))
-        x = torch.from_numpy(array.copy()).float().div_(255.0)
+        array = pil_to_array(img, keep_gray=True)       # the same mode rules as load_image
+        x = torch.from_numpy(array).float().div_(255.0)
         x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
     else:
         if not torch.is_tensor(img):
@@ -125,14 +125,14 @@ def pil_to_array(im: Image.Image, keep_gray: bool = False) -> np.ndarray:
     elif im.mode == "F":
         raise ValueError("32-bit float images are not supported (no agreed range)")
     elif im.mode in ("1", "L", "LA", "La"):
-        gray = np.asarray(im.convert("L"))              # alpha, if any, is dropped
+        gray = np.array(im.convert("L"))                # alpha, if any, is dropped
     else:
         gray = None
     if gray is not None:
         return gray if keep_gray else np.repeat(gray[:, :, None], 3, axis=2)
     # RGB, RGBA, P (palette, with or without transparency), CMYK, YCbCr, LAB, HSV, ...:
     # Pillow's own conversion to RGB, which drops alpha (colour values kept as stored).
-    return np.asarray(im if im.mode == "RGB" else im.convert("RGB")).copy()
+    return np.array(im if im.mode == "RGB" else im.convert("RGB"))      # a writable copy
 
 
 def load_image(path, keep_gray: bool = False) -> np.ndarray:

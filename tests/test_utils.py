@@ -113,6 +113,7 @@ def test_load_modes(tmp_path):
         out = load_image(tmp_path / f"{name}.png")
         assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3, name
     assert np.array_equal(load_image(tmp_path / "rgb.png"), rgb)
+    assert load_image(tmp_path / "gray.png", keep_gray=True).flags.writeable
     assert np.array_equal(load_image(tmp_path / "rgba.png"), rgb)                 # alpha dropped
     assert np.array_equal(load_image(tmp_path / "gray.png"), np.repeat(gray[:, :, None], 3, 2))
     assert np.array_equal(load_image(tmp_path / "gray.png", keep_gray=True), gray)
