@@ -62,8 +62,8 @@ Thank you for helping. The folder images/ holds {n_files} pictures, named img_00
 on, in random order. Each is an enlarged photograph; several versions of the same photograph
 appear under different names. Nothing in the name tells you how a picture was made.
 
-For every picture, write ONE whole number from 1 to 5 in the "score" column of {sheet},
-on the row with the picture's name:
+For every picture, write ONE whole number from 1 to 5 in the "score" column of
+{sheet}, on the row with the picture's name:
 
     5  excellent quality
     4  good quality

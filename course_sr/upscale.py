@@ -157,7 +157,7 @@ def upscale_folder(model: Any, in_dir: str | Path, out_dir: str | Path, scale: i
                    tile: int | None = None, device: str | torch.device | None = None, half: bool = False,
                    progress: bool = True) -> list[Path]:
     """Upscale every image in ``in_dir``; write ``out_dir/<stem>.png`` for each; return the paths."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     files = list_images(in_dir)
     out = Path(out_dir)
@@ -311,7 +311,7 @@ def super_resolve_set(methods: Mapping[str, Any], images: Sequence[tuple[str, An
     out = Path(out_dir)
     dirs = {name: out / name for name in loaded}
     sheet_paths, metrics = [], {}
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     for name, hr_path, lr_path in tqdm(images, desc="super-resolve", unit="img", disable=not progress):
         lr = load_image(lr_path, keep_gray=True)
@@ -333,7 +333,7 @@ def super_resolve_set(methods: Mapping[str, Any], images: Sequence[tuple[str, An
             fig = comparison_figure(lr, panels, hr=hr, scale=s, metrics=metrics.get(name), title=name)
             path = out / "sheets" / f"{name}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, dpi=110)
+            fig.savefig(path, dpi=100)
             sheet_paths.append(path)
 
     mean, csv_path = {}, None
