@@ -17,8 +17,8 @@ MATLAB's conventions, which is all there is to it:
 - **Geometry.** Output pixel ``x`` (1-based) samples the input at ``u = x/scale + 0.5*(1 - 1/scale)``,
   so pixel *areas* line up (corners at 0.5 match), not pixel centres.
 - **Antialiasing.** When shrinking (``scale < 1``) the kernel is stretched by ``1/scale``
-  (``h(x) = scale*k(scale*x)``), so a 1/4 resize averages about 16 input pixels per tap row
-  instead of 4; each row of weights is then normalised to sum to 1.
+  (``h(x) = scale*k(scale*x)``), so a 1/4 resize weighs 16 input pixels (per dimension) into
+  each output pixel instead of 4; each row of weights is then normalised to sum to 1.
 - **Sizes.** From a scale, the output size is ``ceil(scale*in)``; from an output size,
   ``scale = out/in`` per dimension (so the two can differ in each dimension).
 - **Order.** The image is resized one dimension at a time: the dimension with the smaller scale
@@ -26,21 +26,22 @@ MATLAB's conventions, which is all there is to it:
 - **Rounding.** For uint8 images MATLAB rounds (half away from zero) and clips to 0..255 after
   *each* 1-D pass, so the result is not ``round(resize(double(img)))``. Float images are never
   rounded or clipped.
-- **Border.** Taps that fall outside the image are mirrored: index ``0`` reads pixel ``1``,
-  ``-1`` reads ``2`` (current MATLAB, ``border="symmetric"``); ``border="replicate"`` is the
-  older rule that repeats the edge pixel.
+- **Border.** Taps that fall outside the image are mirrored, edge pixel included: (1-based)
+  index ``0`` reads pixel ``1``, ``-1`` reads ``2`` (current MATLAB, ``border="symmetric"``);
+  ``border="replicate"`` is the older rule that repeats the edge pixel.
 
-Exactness is about the *order* of floating-point sums: a uint8 result can land exactly on a
-rounding tie (``x.5``), and then the last bit decides. MATLAB adds the taps first to last; the
-fast path here uses BLAS (another order) and recomputes in MATLAB's order every value within
-``1e-8`` of a tie. When every weight is a short binary fraction (scales 2, 4, 8, 1/2, 1/4, 1/8:
-the usual SR factors) every product and partial sum is exact in float64, so no order can differ
-and that check is skipped.
+Exactness is also about the *order* of floating-point sums: a uint8 value can land exactly on a
+rounding tie (``x.5``, common at sharp edges), and then the last bit decides. The exact result
+here is the taps added first to last in float64, as a plain loop (MATLAB's resampling code) adds
+them. The fast path uses BLAS (another order), so every value within ``1e-8`` of a tie is
+recomputed first to last. When every weight is a short binary fraction (scales 2, 4, 8, 1/2,
+1/4, 1/8: the usual SR factors) every product and partial sum is exact in float64, no order can
+change a bit, and that check is skipped.
 
 Speed: the weights and indices of each (size in, size out, scale, kernel, antialiasing, border)
-are computed once and cached. A numpy image is resized with banded matrix products (a
-few dozen small BLAS calls per pass), within 2x of Pillow's time on a DIV2K image
-(``benchmarks/bench_imresize.py``). A tensor off the CPU, or one that needs gradients, is
+are computed once and cached. A numpy image (and a CPU tensor) is resized with banded matrix
+products, a few dozen small BLAS calls per pass with the rounding done while each band is in
+cache: about Pillow's time on a DIV2K image (``benchmarks/bench_imresize.py``). A tensor off the CPU, or one that needs gradients, is
 resized in torch on its own device by a tap loop (one gather and multiply-add per kernel tap), so
 a whole NCHW batch takes one call and gradients flow for float tensors.
 """
@@ -232,8 +233,8 @@ def imresize(
         The same kind as ``image`` (numpy array or tensor on the same device) with the same dtype,
         batch and channel dimensions; only height and width change. uint8 results are
         rounded and clipped after each 1-D pass as MATLAB does; float results are neither.
-        uint8 and float64 work in float64; on the CPU every float works in float64; a float32/16
-        tensor on another device works in float32 (about 1e-6 relative).
+        Arithmetic is float64, except for a float32/16 tensor off the CPU: float32 (about 1e-6
+        relative).
 
     Raises:
         ValueError: naming the bad value (dimensions, dtype, scale, shape, method, border).
@@ -397,7 +398,8 @@ def _resize_torch_taps(image, out_hw, scales, method, antialiasing, border):
     import torch
 
     quantize = image.dtype == torch.uint8
-    work = torch.float64 if image.dtype in (torch.uint8, torch.float64) else torch.float32
+    wide = image.dtype in (torch.uint8, torch.float64) or image.device.type == "cpu"
+    work = torch.float64 if wide else torch.float32
     x = image.to(work)
     for d in _pass_order(scales):
         dim = x.dim() - 2 + d

@@ -240,8 +240,10 @@ def test_scale_one_returns_an_equal_copy():
 @pytest.mark.parametrize("shape", [(17, 23), (17, 23, 1), (17, 23, 3), (17, 23, 4)])
 def test_numpy_keeps_dtype_and_channels(dtype, shape):
     image = (RNG.random(shape) * 255).astype(dtype)
+    before = image.copy()
     out = imresize(image, 1 / 2)
     assert out.dtype == dtype and out.shape == (9, 12) + shape[2:]
+    assert np.array_equal(image, before)  # the input is never written
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float64])
