@@ -174,11 +174,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(**_QUICK_DATA, **_QUICK_TINY_NETS, pretrain_iters=30, gan_iters=20,
                   log_every=5, val_every=15, ckpt_every=10, print_freq=5),
     # CycleSR on the embedded images with a synthetic "real" degradation; tiny nets; CPU.
-    "cyclesr-quick": dict(**_QUICK_DATA, **_QUICK_TINY_NETS, method="cyclesr",
+    # The sample's train images split in halves: HR 1-3 clean, HR 4-6 degraded = the "real" LR.
+    # crop_size 64: 16 px LR patches, the least a 2-layer PatchGAN accepts.
+    "cyclesr-quick": dict(**{**_QUICK_DATA, "crop_size": 64}, **_QUICK_TINY_NETS, method="cyclesr",
+                          real_lr_split="sample_train", sr_net="srresnet",
                           n_epoch=1, n_epoch_decay=1, iters_per_epoch=15, cyc_warmup_iters=5,
                           degradation="default", log_every=5, val_every=15, ckpt_every=10),
     # Dual regression on the same data; tiny nets; CPU.
-    "dual-quick": dict(**_QUICK_DATA, **_QUICK_TINY_NETS, method="dual", pretrain_iters=30,
+    "dual-quick": dict(**{**_QUICK_DATA, "crop_size": 64}, **_QUICK_TINY_NETS, method="dual",
+                       real_lr_split="sample_train", sr_net="srresnet", pretrain_iters=30,
                        degradation="default", log_every=5, val_every=15, ckpt_every=10),
     # Full-size CycleSR with the design note's defaults (DIV2K HR 0001-0400 vs track-2 0401-0800).
     "cyclesr": dict(method="cyclesr", train_split="unpaired_hr", real_lr_split="unpaired_real_lr",

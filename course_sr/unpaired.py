@@ -39,10 +39,11 @@ from .utils import load_image
 _REAL_SALT = 0x7EA1  # the real-LR draws of item k use seed + salt: independent of its clean crop
 
 
-def image_seed(rel_path: str) -> int:
-    """A stable seed from an image's list path: its degraded version never depends on the list
-    order, the training seed or the machine (CRC-32 of the UTF-8 path)."""
-    return zlib.crc32(rel_path.encode("utf-8"))
+def image_seed(path: str | os.PathLike) -> int:
+    """A stable seed from an image's file NAME (CRC-32 of its UTF-8 bytes): its degraded version
+    never depends on the list order, the folder layout, the training seed or the machine, so
+    "baby.png with the fixed degradation" is the same image for every tool and student."""
+    return zlib.crc32(Path(path).name.encode("utf-8"))
 
 
 class DegradedImage:
@@ -159,7 +160,7 @@ def degraded_pairs(config: Mapping[str, Any], split: str, spec="fixed", limit: i
 
     The HR images of ``split`` (the first ``limit`` when given; centre-cropped to a ``crop``-pixel
     square when ``crop > 0``), cropped top-left to a multiple of s and degraded with ``spec``
-    (default ``"fixed"``), each seeded by its list path: the same set every time, for every
+    (default ``"fixed"``), each seeded by its file name: the same set every time, for every
     method. This is "Set5 with a fixed degradation". (Real LR files with HR, e.g. DIV2K valid
     "unknown", need no synthesis: ``SRDataset(split, config, train=False)``.)
     """

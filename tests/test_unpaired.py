@@ -130,3 +130,7 @@ def test_degraded_pairs_are_fixed_and_aligned(root):
         degraded_pairs(c, "real", "fixed")
     with pytest.raises(ValueError, match="needs a degradation"):
         degraded_pairs(c, "tr", None)
+
+
+def test_image_seed_depends_on_the_file_name_only():
+    assert image_seed("benchmark/Set5/HR/baby.png") == image_seed("/elsewhere/baby.png") != image_seed("bird.png")

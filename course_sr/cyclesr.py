@@ -1,0 +1,487 @@
+"""Super-resolution without paired data: CycleSR and dual regression, trained from a config.
+
+**CycleSR** (the design note in ``shared/seeds``): a CycleGAN learns to turn clean LR images
+(bicubic-downsampled HR) into images that look like the real LR domain; the SR network learns
+on (translated LR, HR) pairs, and at test time super-resolves real LR images directly.
+
+Code names -> paper names (CycleGAN: Zhu et al., ICCV 2017; clean = domain X, real = Y):
+
+- ``G_clean2real`` = G: X -> Y,  ``G_real2clean`` = F: Y -> X,  ``D_real`` = D_Y,  ``D_clean`` = D_X
+- ``generator`` = the SR network S (``models["generator"]`` in checkpoints: what inference uses)
+- ``lsgan_loss``     L_GAN (CycleGAN Eq. 1) in its least-squares form (CycleGAN Sec. 4, Mao et
+                     al. 2017): G minimises E[(D(G(x)) - 1)^2]; D minimises
+                     E[(D(y) - 1)^2] + E[D(G(x))^2] (halved, so D learns at half G's rate)
+- ``cycle_loss``     L_cyc (Eq. 2) = E||F(G(x)) - x||_1 + E||G(F(y)) - y||_1, weight lambda_cycle
+- ``identity_loss``  L_idt (Sec. 5.2) = E||G(y) - y||_1 + E||F(x) - x||_1, weight
+                     lambda_identity * lambda_cycle (so 0.5 x 10 = 5)
+- ``sr_loss``        L_SR = E||S(G(x)) - HR||^2 (or L1, ``SR_loss``): weight ``SR_lam`` when S
+                     is updated, ``cycleSR_lam`` inside G's objective:
+
+        L_trans = L_GAN(G, D_Y) + L_GAN(F, D_X) + lambda_cycle * L_cyc
+                  + lambda_identity * lambda_cycle * L_idt + cycleSR_lam * L_SR      (G and F)
+        L_S     = SR_lam * L_SR with G(x) detached                                   (S only)
+
+One iteration reads like the algorithm (:meth:`CycleSR.train_step`): forward the cycles; update
+G and F (discriminators frozen, S frozen but differentiable, so L_SR pulls G towards LR images
+S can learn from); update S on the detached G(x); update both discriminators with pooled fakes.
+During the first ``cyc_warmup_iters`` iterations only the CycleGAN trains (phase ``warmup``:
+no L_SR anywhere), then phase ``joint``. Gradient norms are clipped at ``grad_clip`` (50).
+Adam: cyc_lr 2e-4 with betas (0.5, 0.999) (CycleGAN's), SR_lr 1e-4 with ``adam_betas``.
+Learning rates: constant for ``n_epoch`` epochs of ``iters_per_epoch`` iterations, then linear
+decay to zero over ``n_epoch_decay`` epochs (:func:`lr_factor`); the run ends there.
+
+**Dual regression** (DRN, Guo et al., CVPR 2020): the primal SR network P and a dual network D
+that maps SR back to LR. On paired clean data (bicubic LR x, HR y):
+``L = L_P(P(x), y) + dual_lambda * ||D(P(x)) - x||_1``; on unpaired real LR r, which has no HR,
+only the closed loop: ``dual_lambda * dual_unpaired_weight * ||D(P(r)) - r||_1``.
+Trained ``pretrain_iters`` iterations with Adam(lr_pretrain), like the SRResNet stage.
+
+Ranges: every image here is in [0, 1]; SR outputs are converted from the network's
+``output_range`` with ``convert_image`` (SRResNet: [-1, 1]).
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cyclesr_nets import (ImagePool, build_dual_network, build_patch_discriminator, build_sr_network,
+                           build_transfer_generator)
+from .solver import Precision
+from .utils import convert_image
+
+CYCLEGAN_BETAS = (0.5, 0.999)  # CycleGAN's Adam betas (a lower beta1 keeps the GAN game stable)
+
+
+# --------------------------------------------------------------------------------------
+# Losses, each (pred, target)
+# --------------------------------------------------------------------------------------
+def lsgan_loss(scores: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+    """Least-squares GAN loss: mean((scores - 1)^2) for "real", mean(scores^2) for "fake".
+
+    ``scores``: the PatchGAN's raw outputs (N, 1, h, w), no sigmoid. Unlike the log loss it
+    keeps pushing samples that are on the right side of the boundary but far from it.
+    """
+    return F.mse_loss(scores, torch.full_like(scores, 1.0 if target_is_real else 0.0))
+
+
+def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """||F(G(x)) - x||_1, mean over pixels (one direction of CycleGAN's L_cyc)."""
+    return F.l1_loss(reconstructed, original)
+
+
+def identity_loss(same: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """||G(y) - y||_1: a generator fed an image already in its target domain should keep it."""
+    return F.l1_loss(same, original)
+
+
+def sr_loss(sr: torch.Tensor, hr: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """L_SR between SR and HR, both (N, 3, H, W) in [0, 1]: ``mse`` or ``l1``."""
+    if kind == "mse":
+        return F.mse_loss(sr, hr)
+    if kind == "l1":
+        return F.l1_loss(sr, hr)
+    raise ValueError(f"SR_loss must be 'mse' or 'l1', got {kind!r}")
+
+
+def dual_loss(lr_back: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+    """DRN's dual loss ||D(P(x)) - x||_1 between the loop's LR and the input LR, in [0, 1]."""
+    return F.l1_loss(lr_back, lr)
+
+
+def sr_output(net: nn.Module, lr: torch.Tensor) -> torch.Tensor:
+    """SR of ``lr`` (N, 3, h, w) in [0, 1] as (N, 3, s*h, s*w) in [0, 1] (not clamped), whatever
+    the network's ``output_range``."""
+    return convert_image(net(lr), net.output_range, "[0, 1]")
+
+
+# --------------------------------------------------------------------------------------
+# Learning-rate schedule: constant, then linear decay to zero
+# --------------------------------------------------------------------------------------
+def lr_factor(iteration: int, n_epoch: int, n_epoch_decay: int, iters_per_epoch: int) -> float:
+    """Multiplier of the base learning rates at (0-based) ``iteration``.
+
+    1 for the first ``n_epoch * iters_per_epoch`` iterations, then falling linearly, one step
+    per iteration, to reach 0 at ``(n_epoch + n_epoch_decay) * iters_per_epoch`` (the end of
+    training): ``(end - iteration) / (end - start)``. No decay phase: 1 throughout.
+    """
+    start = n_epoch * iters_per_epoch
+    end = (n_epoch + n_epoch_decay) * iters_per_epoch
+    if iteration < start or end == start:
+        return 1.0
+    return max(0.0, (end - iteration) / (end - start))
+
+
+def set_requires_grad(nets, flag: bool) -> None:
+    for net in nets:
+        net.requires_grad_(flag)
+
+
+def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, precision: Precision, clip: float) -> None:
+    """zero_grad, backward, clip the gradient norm of the optimizer's parameters, step."""
+    optimizer.zero_grad(set_to_none=True)
+    precision.scaler.scale(loss).backward()
+    precision.scaler.unscale_(optimizer)           # clip the true gradients, not scaled ones
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    if clip and clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    precision.scaler.step(optimizer)
+    precision.scaler.update()
+
+
+# --------------------------------------------------------------------------------------
+# The two trainers: networks, optimisers, one step, state for checkpoints
+# --------------------------------------------------------------------------------------
+class _Trainer:
+    """What both trainers share: ``nets`` (ModuleDict, ``generator`` = the SR network),
+    ``optimizers`` and ``precision`` dicts, and their checkpoint state (plain tensors)."""
+
+    nets: nn.ModuleDict
+    optimizers: dict[str, torch.optim.Optimizer]
+    precision: dict[str, Precision]
+
+    @property
+    def sr_net(self) -> nn.Module:
+        return self.nets.generator
+
+    def state_dict(self) -> dict[str, Any]:
+        """``models`` / ``optimizers`` / ``scaler`` in the checkpoint layout."""
+        return {"models": {k: v.state_dict() for k, v in self.nets.items()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "scaler": {k: p.scaler.state_dict() for k, p in self.precision.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for k, net in self.nets.items():
+            net.load_state_dict(state["models"][k])
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])
+        for k, p in self.precision.items():
+            if (state.get("scaler") or {}).get(k):
+                p.scaler.load_state_dict(state["scaler"][k])
+
+
+class CycleSR(_Trainer):
+    """CycleSR's networks, optimisers and training step (see the module docstring).
+
+    ``nets``: ``generator`` (the SR network S), ``G_clean2real``, ``G_real2clean``, ``D_clean``,
+    ``D_real``. ``train_step((hr, clean_lr, real_lr), iteration)`` does one iteration; the
+    batch is what :class:`~course_sr.unpaired.UnpairedDataset` yields (all in [0, 1]).
+    """
+
+    method = "cyclesr"
+
+    def __init__(self, config: Mapping[str, Any], device: str | torch.device = "cpu"):
+        self.config, self.device = config, torch.device(device)
+        self.nets = nn.ModuleDict({
+            "generator": build_sr_network(config),
+            "G_clean2real": build_transfer_generator(config), "G_real2clean": build_transfer_generator(config),
+            "D_clean": build_patch_discriminator(config), "D_real": build_patch_discriminator(config),
+        }).to(self.device)
+        n = self.nets
+        self.pools = {"clean": ImagePool(config["pool_size"]), "real": ImagePool(config["pool_size"])}
+        self.base_lr = {"G": config["cyc_lr"], "D": config["cyc_lr"], "SR": config["SR_lr"]}
+        self.optimizers = {
+            "G": torch.optim.Adam(itertools.chain(n.G_clean2real.parameters(), n.G_real2clean.parameters()),
+                                  lr=self.base_lr["G"], betas=CYCLEGAN_BETAS),
+            "D": torch.optim.Adam(itertools.chain(n.D_clean.parameters(), n.D_real.parameters()),
+                                  lr=self.base_lr["D"], betas=CYCLEGAN_BETAS),
+            "SR": torch.optim.Adam(n.generator.parameters(), lr=self.base_lr["SR"],
+                                   betas=tuple(config["adam_betas"])),
+        }
+        # One grad scaler per optimiser (fp16 on GPUs without bf16; off on CPU).
+        amp = bool(config.get("amp", False))
+        self.precision = {k: Precision(self.device, amp) for k in self.optimizers}
+        self.total_iters = (config["n_epoch"] + config["n_epoch_decay"]) * config["iters_per_epoch"]
+
+    def phase(self, iteration: int) -> str:
+        """``warmup`` (CycleGAN only) for the first ``cyc_warmup_iters`` iterations, then ``joint``."""
+        return "warmup" if iteration < self.config["cyc_warmup_iters"] else "joint"
+
+    def set_learning_rates(self, iteration: int) -> float:
+        """Every optimiser's lr = base lr * :func:`lr_factor` (a pure function of the iteration,
+        so resuming needs no scheduler state). Returns the factor."""
+        c = self.config
+        f = lr_factor(iteration, c["n_epoch"], c["n_epoch_decay"], c["iters_per_epoch"])
+        for key, opt in self.optimizers.items():
+            for group in opt.param_groups:
+                group["lr"] = self.base_lr[key] * f
+        return f
+
+    # ---- the three updates of one iteration ------------------------------------------
+    def generator_step(self, hr: torch.Tensor, clean: torch.Tensor, real: torch.Tensor,
+                       joint: bool) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Update G (clean->real) and F (real->clean) on L_trans. Returns (losses, fakes).
+
+        ``hr`` (N, 3, s*h, s*w), ``clean`` and ``real`` (N, 3, h, w), all in [0, 1]. With
+        ``joint``, ``cycleSR_lam * L_SR(S(G(clean)), hr)`` joins the loss: S is frozen here
+        (requires_grad off: its weights get no gradient and do not move) but the gradient flows
+        through it into G. ``fakes`` (detached): ``fake_real`` = G(clean), ``fake_clean`` = F(real).
+        """
+        c, n = self.config, self.nets
+        lam_c, lam_i = c["lambda_cycle"], c["lambda_identity"] * c["lambda_cycle"]
+        set_requires_grad([n.D_clean, n.D_real, n.generator], False)
+        with self.precision["G"].autocast():
+            fake_real = n.G_clean2real(clean)          # G(x): clean LR made to look real
+            fake_clean = n.G_real2clean(real)          # F(y)
+            loss_gan = lsgan_loss(n.D_real(fake_real), True) + lsgan_loss(n.D_clean(fake_clean), True)
+            loss_cycle = cycle_loss(n.G_real2clean(fake_real), clean) + cycle_loss(n.G_clean2real(fake_clean), real)
+            loss = loss_gan + lam_c * loss_cycle
+            out = {"G_gan": loss_gan, "G_cycle": loss_cycle}
+            if lam_i > 0:
+                loss_idt = identity_loss(n.G_clean2real(real), real) + identity_loss(n.G_real2clean(clean), clean)
+                loss = loss + lam_i * loss_idt
+                out["G_idt"] = loss_idt
+            if joint:
+                loss_cycle_sr = sr_loss(sr_output(n.generator, fake_real).float(), hr, c["SR_loss"])
+                loss = loss + c["cycleSR_lam"] * loss_cycle_sr
+                out["G_sr"] = loss_cycle_sr
+        _update(loss, self.optimizers["G"], self.precision["G"], c["grad_clip"])
+        set_requires_grad([n.D_clean, n.D_real, n.generator], True)
+        out["G_total"] = loss
+        return ({k: v.detach() for k, v in out.items()},
+                {"fake_real": fake_real.detach(), "fake_clean": fake_clean.detach()})
+
+    def sr_step(self, fake_real: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Update S on (G(clean), HR): ``SR_lam * L_SR``. ``fake_real`` must be detached, so this
+        loss never reaches the transfer generators (they only feel L_SR in their own step)."""
+        if fake_real.requires_grad:
+            raise ValueError("sr_step needs G(clean) detached: the SR update must not move the transfer generator")
+        with self.precision["SR"].autocast():
+            loss = sr_loss(sr_output(self.nets.generator, fake_real).float(), hr, self.config["SR_loss"])
+        _update(self.config["SR_lam"] * loss, self.optimizers["SR"], self.precision["SR"], self.config["grad_clip"])
+        return {"SR": loss.detach()}
+
+    def discriminator_step(self, clean: torch.Tensor, real: torch.Tensor, fake_clean: torch.Tensor,
+                           fake_real: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Update D_clean and D_real (LSGAN, each halved) on real images vs pooled fakes."""
+        n = self.nets
+        fake_real = self.pools["real"].query(fake_real)      # maybe an older G(x) (ImagePool)
+        fake_clean = self.pools["clean"].query(fake_clean)
+        with self.precision["D"].autocast():
+            loss_real = 0.5 * (lsgan_loss(n.D_real(real), True) + lsgan_loss(n.D_real(fake_real), False))
+            loss_clean = 0.5 * (lsgan_loss(n.D_clean(clean), True) + lsgan_loss(n.D_clean(fake_clean), False))
+        # One backward for both: their parameters are disjoint, so the sum's gradients are each D's own.
+        _update(loss_real + loss_clean, self.optimizers["D"], self.precision["D"], self.config["grad_clip"])
+        return {"D_real": loss_real.detach(), "D_clean": loss_clean.detach()}
+
+    def train_step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
+        """One iteration at ``iteration`` (0-based): lrs, G/F step, S step (joint), D step."""
+        hr, clean, real = (t.to(self.device, non_blocking=True) for t in batch)
+        joint = self.phase(iteration) == "joint"
+        out = {"lr_factor": torch.tensor(self.set_learning_rates(iteration))}
+        losses, fakes = self.generator_step(hr, clean, real, joint)
+        out.update(losses)
+        if joint:
+            out.update(self.sr_step(fakes["fake_real"], hr))
+        out.update(self.discriminator_step(clean, real, fakes["fake_clean"], fakes["fake_real"]))
+        return out
+
+    # ---- checkpoint state: the shared parts plus the image pools ------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "pools": {k: p.state_dict() for k, p in self.pools.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        for k, pool in self.pools.items():
+            pool.load_state_dict(state["pools"][k], self.device)
+
+
+class DualRegression(_Trainer):
+    """Dual regression's networks, optimiser and training step (see the module docstring).
+
+    ``nets``: ``generator`` (the primal SR network P) and ``dual`` (D: SR -> LR). One Adam over
+    both (``lr_pretrain``, ``adam_betas``), constant lr, gradient norm clipped at ``grad_clip``.
+    """
+
+    method = "dual"
+
+    def __init__(self, config: Mapping[str, Any], device: str | torch.device = "cpu"):
+        self.config, self.device = config, torch.device(device)
+        self.nets = nn.ModuleDict({"generator": build_sr_network(config),
+                                   "dual": build_dual_network(config)}).to(self.device)
+        self.optimizers = {"primal_dual": torch.optim.Adam(self.nets.parameters(), lr=config["lr_pretrain"],
+                                                           betas=tuple(config["adam_betas"]))}
+        self.precision = {"primal_dual": Precision(self.device, bool(config.get("amp", False)))}
+        self.total_iters = int(config["pretrain_iters"])
+
+    def phase(self, iteration: int) -> str:
+        return "dual"
+
+    def train_step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
+        """Paired: L_P(P(x), y) + lambda ||D(P(x)) - x||_1; unpaired real r: lambda * w ||D(P(r)) - r||_1."""
+        c, n = self.config, self.nets
+        hr, clean, real = (t.to(self.device, non_blocking=True) for t in batch)
+        lam = c["dual_lambda"]
+        with self.precision["primal_dual"].autocast():
+            sr = sr_output(n.generator, clean).float()           # P(x), (N, 3, s*h, s*w) in [0, 1]
+            loss_primal = sr_loss(sr, hr, c["SR_loss"])
+            loss_dual = dual_loss(n.dual(sr).float(), clean)      # D(P(x)) ~ x
+            sr_real = sr_output(n.generator, real).float()       # P(r): no HR to compare with...
+            loss_loop = dual_loss(n.dual(sr_real).float(), real)  # ...but D(P(r)) ~ r closes the loop
+            loss = loss_primal + lam * loss_dual + lam * c["dual_unpaired_weight"] * loss_loop
+        _update(loss, self.optimizers["primal_dual"], self.precision["primal_dual"], c["grad_clip"])
+        return {"primal": loss_primal.detach(), "dual": loss_dual.detach(), "loop": loss_loop.detach(),
+                "total": loss.detach()}
+
+
+# --------------------------------------------------------------------------------------
+# Validation: PSNR/SSIM of the SR network on the (degraded) validation images
+# --------------------------------------------------------------------------------------
+def validation_set(config: Mapping[str, Any]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first ``val_images`` of ``val_split`` as ``(lr, hr)`` tensors in [0, 1].
+
+    With a synthetic ``degradation``: HR centre-cropped to ``val_crop`` and degraded with
+    ``test_degradation`` (:func:`~course_sr.unpaired.degraded_pairs`). Without (real data): the
+    list's own LR files, e.g. DIV2K valid "unknown" x4, centre-cropped like the SRGAN runner's.
+    ``config`` must have its data paths filled in (``runner.data_config``).
+    """
+    from .datasets import SRDataset, to_tensor
+    from .runner import centre_crop_pair
+    from .unpaired import degraded_pairs
+
+    n, crop, s = int(config["val_images"]), int(config["val_crop"]), int(config["scaling_factor"])
+    if config.get("degradation") is not None:
+        return [(to_tensor(lr), to_tensor(hr))
+                for _, lr, hr in degraded_pairs(config, config["val_split"], config["test_degradation"], n, crop)]
+    ds = SRDataset(config["val_split"], config, train=False)
+    return [centre_crop_pair(*ds[i], crop, s) for i in range(min(n, len(ds)))]
+
+
+@torch.no_grad()
+def validate(sr_net: nn.Module, images, device=None) -> tuple[dict[str, float], "np.ndarray"]:
+    """Mean Y-channel PSNR/SSIM (``scale`` pixels shaved, ``metrics.psnr_ssim``) of ``sr_net`` on
+    ``images`` ([(lr, hr)] in [0, 1]) and a grid LR (nearest) | SR | HR, one row per image."""
+    import numpy as np
+
+    from .inference import super_resolve
+    from .metrics import psnr_ssim
+    from .runner import to_uint8
+
+    s, rows, scores = int(sr_net.scale), [], []
+    for lr, hr in images:
+        sr = super_resolve(sr_net, lr, device=device).cpu()              # (3, H, W) in [0, 1], clamped
+        sr_u8, hr_u8 = to_uint8(sr, "[0, 1]"), to_uint8(hr, "[0, 1]")
+        scores.append(psnr_ssim(sr_u8, hr_u8, s))
+        near = to_uint8(lr, "[0, 1]").repeat(s, 0).repeat(s, 1)        # the LR as it is, enlarged
+        rows.append(np.concatenate([near, sr_u8, hr_u8], axis=1))
+    width = max(r.shape[1] for r in rows)
+    grid = np.concatenate([np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
+    psnr, ssim = (float(np.mean(v)) for v in zip(*scores))
+    return {"val_psnr": psnr, "val_ssim": ssim}, grid
+
+
+# --------------------------------------------------------------------------------------
+# The runs: python -m course_sr train --config cyclesr-quick|dual-quick|PATH --out DIR
+# --------------------------------------------------------------------------------------
+def run_cyclesr(config, out_dir, records, max_iters: int | None = None, resume=None) -> dict[str, Any]:
+    """Train CycleSR from ``config`` in ``out_dir`` (called by ``course_sr.runner.run``).
+
+    Phases ``warmup`` (CycleGAN only, ``cyc_warmup_iters``) then ``joint``, over
+    ``(n_epoch + n_epoch_decay) * iters_per_epoch`` iterations. Checkpoints as the SRGAN runner's:
+    ``checkpoints/last.pt`` (every ``ckpt_every``), ``best.pt`` (best validation PSNR of the joint
+    phase), ``warmup_end.pt`` / ``joint_end.pt``; ``models["generator"]`` is the SR network, so
+    ``evaluate``/``upscale`` load it like any SRResNet checkpoint. ``resume``: a checkpoint path.
+    Returns the runner's summary dict.
+    """
+    return _run(CycleSR, config, out_dir, records, max_iters, resume)
+
+
+def run_dual(config, out_dir, records, max_iters: int | None = None, resume=None) -> dict[str, Any]:
+    """Train dual regression (stage ``dual``, ``pretrain_iters`` iterations); as :func:`run_cyclesr`."""
+    return _run(DualRegression, config, out_dir, records, max_iters, resume)
+
+
+def _run(trainer_cls, config, out_dir, records, max_iters, resume) -> dict[str, Any]:
+    import time
+    from pathlib import Path
+
+    from .checkpoint import NonFiniteError, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+    from .config import to_plain
+    from .datasets import make_train_loader
+    from .models import count_parameters
+    from .runner import WindowMeans, data_config, dist_info, resolve_device
+    from .unpaired import UnpairedDataset
+    from .utils import seed_everything
+
+    if dist_info()[1] > 1:
+        raise ValueError(f"{trainer_cls.method} runs in one process; start it without torchrun")
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    device = resolve_device(config["device"])
+    seed_everything(int(config["seed"]))
+    t = trainer_cls(config, device)
+    iteration, best = 0, float("-inf")
+    if resume is not None:
+        ckpt = load_checkpoint(resume)
+        if ckpt.get("method") != t.method:
+            raise ValueError(f"{resume} is a {ckpt.get('method')!r} checkpoint, not {t.method!r}")
+        t.load_state_dict(ckpt)
+        iteration, best = int(ckpt["iteration"]), float(ckpt.get("best_psnr") or float("-inf"))
+        records.load_state_dict(ckpt["history"], source=resume, iteration=iteration)
+        records.log(f"resuming in phase {t.phase(iteration) if iteration < t.total_iters else 'done'} "
+                    f"(checkpoint phase {ckpt['stage']!r})")
+    sizes = ", ".join(f"{k} {count_parameters(m):,}" for k, m in t.nets.items())
+    records.log(f"{t.method} on {device}: {t.total_iters} iterations; parameters: {sizes}")
+
+    data_cfg = data_config(config)
+    dataset = UnpairedDataset(data_cfg)
+    records.log(f"data: {dataset.paired.describe()}; clean images {dataset.n_clean}, real-LR images "
+                f"{len(dataset.real)} ({'synthetic: ' + repr(dataset.spec) if dataset.spec else 'files'})")
+    batches = iter(make_train_loader(dataset, data_cfg, start_iter=iteration))
+    val_images = validation_set(data_cfg)
+    if resume is not None:
+        restore_rng_state(ckpt["rng"])        # last: building the data must not shift the streams
+
+    def save(*names: str) -> list[Path]:
+        state = {"method": t.method, "stage": t.phase(iteration - 1), "iteration": iteration,
+                 "config": to_plain(config), "arch": {"generator": str(config["sr_net"])},
+                 **t.state_dict(), "schedulers": {}, "history": records.state_dict(),
+                 "rng": capture_rng_state(), "best_psnr": best}
+        return [save_checkpoint(state, ckpt_dir / f"{name}.pt") for name in names]
+
+    stop = t.total_iters if max_iters is None else min(t.total_iters, iteration + int(max_iters))
+    window, tick, ends = WindowMeans(), time.time(), {}
+    while iteration < stop:
+        phase = t.phase(iteration)
+        window.add(t.train_step(next(batches), iteration))
+        iteration += 1
+        phase_end = iteration == t.total_iters or t.phase(iteration) != phase
+        try:
+            if iteration % config["log_every"] == 0 or phase_end:
+                n = window.n
+                values = window.pop(f"in phase {phase} before iteration {iteration}")
+                values["it_per_s"] = n / max(time.time() - tick, 1e-9)
+                tick = time.time()
+                records.scalars(iteration, values, stage=phase)
+            if phase != "warmup" and (iteration % config["val_every"] == 0 or phase_end):
+                scores, grid = validate(t.sr_net, val_images, device)
+                records.scalars(iteration, scores, stage=phase)
+                records.image(phase, iteration, grid, save_png=True)
+                note = ""
+                if scores["val_psnr"] > best:
+                    best, note = scores["val_psnr"], " (best, saved best.pt)"
+                    save("best")
+                records.log(f"[{phase} {iteration}] val PSNR {scores['val_psnr']:.2f} dB, "
+                            f"SSIM {scores['val_ssim']:.4f}{note}")
+            if phase_end:
+                ends[phase] = str(save("last", f"{phase}_end")[-1])
+                records.log(f"phase {phase} done at iteration {iteration}: {ends[phase]}")
+            elif iteration % config["ckpt_every"] == 0 or iteration == stop:
+                window.check(f"in phase {phase} before iteration {iteration}")
+                save("last")
+        except NonFiniteError as err:
+            records.log(f"non-finite value, stopping: {err}. The last good checkpoint is "
+                        f"{ckpt_dir / 'last.pt'}; lower the learning rates, then resume.")
+            raise
+    if iteration < t.total_iters:
+        records.log(f"stopped at iteration {iteration} (max_iters); resume with --resume {ckpt_dir / 'last.pt'}")
+    records.flush()
+    best_path = ckpt_dir / "best.pt"
+    return {"out_dir": str(out_dir), "iteration": iteration, "stage": t.phase(max(iteration - 1, 0)),
+            "finished": iteration == t.total_iters, "last": str(ckpt_dir / "last.pt"),
+            "best": str(best_path) if best_path.exists() else None,
+            "best_psnr": best if best > float("-inf") else None, "stage_ends": ends,
+            "history": records.state_dict()}

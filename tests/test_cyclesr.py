@@ -1,0 +1,225 @@
+"""CycleSR and dual regression: each loss term, the schedule, where gradients go, exact resume."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_sr.checkpoint import load_checkpoint, load_generator
+from course_sr.config import get_config
+from course_sr.cyclesr import (CycleSR, DualRegression, cycle_loss, dual_loss, identity_loss, lr_factor,
+                               lsgan_loss, sr_loss, sr_output, validation_set)
+from course_sr.utils import seed_everything
+
+TINY = dict(cyc_ngf=4, cyc_ndf=4, cyc_n_blocks=1, n_channels=4, n_blocks=1, SR_nb=2, SR_nf=4, dual_nf=4,
+            pool_size=2, device="cpu")
+
+
+def batch(n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, 64, 64, generator=g), torch.rand(n, 3, 16, 16, generator=g), \
+        torch.rand(n, 3, 16, 16, generator=g)
+
+
+def params(net):
+    return [p.detach().clone() for p in net.parameters()]
+
+
+def same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+# ---- losses on known inputs ---------------------------------------------------------
+def test_lsgan_loss_values():
+    half = torch.full((2, 1, 3, 3), 0.5)
+    assert lsgan_loss(half, True).item() == pytest.approx(0.25)
+    assert lsgan_loss(half, False).item() == pytest.approx(0.25)
+    assert lsgan_loss(torch.ones(1, 1, 2, 2), True).item() == 0.0
+    assert lsgan_loss(torch.full((1, 1, 2, 2), 3.0), False).item() == pytest.approx(9.0)
+
+
+def test_l1_and_sr_losses_values():
+    a, b = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
+    assert cycle_loss(a, b).item() == identity_loss(a, b).item() == dual_loss(a, b).item() == pytest.approx(0.5)
+    assert sr_loss(a, b, "mse").item() == pytest.approx(0.25)
+    assert sr_loss(a, b, "l1").item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="SR_loss must be"):
+        sr_loss(a, b, "huber")
+
+
+@pytest.mark.parametrize("identity", [0.5, 0.0])
+def test_generator_objective_is_the_weighted_sum_of_its_terms(identity):
+    cfg = get_config("cyclesr-quick", **TINY, lambda_identity=identity, lambda_cycle=3.0, cycleSR_lam=7.0)
+    t = CycleSR(cfg)
+    losses, _ = t.generator_step(*batch(), joint=True)
+    expected = losses["G_gan"] + 3.0 * losses["G_cycle"] + 7.0 * losses["G_sr"]
+    if identity:
+        expected = expected + identity * 3.0 * losses["G_idt"]
+    else:
+        assert "G_idt" not in losses
+    assert losses["G_total"].item() == pytest.approx(expected.item(), rel=1e-6)
+    warm, _ = t.generator_step(*batch(), joint=False)
+    assert "G_sr" not in warm
+
+
+# ---- learning-rate schedule -----------------------------------------------------------
+@pytest.mark.parametrize("it, factor", [(0, 1.0), (19, 1.0), (20, 1.0), (25, 0.75), (30, 0.5), (39, 0.05), (40, 0.0)])
+def test_lr_factor_constant_then_linear_to_zero(it, factor):
+    assert lr_factor(it, n_epoch=2, n_epoch_decay=2, iters_per_epoch=10) == pytest.approx(factor)
+
+
+def test_lr_factor_without_decay_and_trainer_lrs():
+    assert lr_factor(10**6, 3, 0, 10) == 1.0
+    t = CycleSR(get_config("cyclesr-quick", **TINY, n_epoch=1, n_epoch_decay=1, iters_per_epoch=10))
+    assert t.total_iters == 20
+    t.set_learning_rates(15)
+    assert t.optimizers["G"].param_groups[0]["lr"] == pytest.approx(2e-4 * 0.5)
+    assert t.optimizers["D"].param_groups[0]["lr"] == pytest.approx(2e-4 * 0.5)
+    assert t.optimizers["SR"].param_groups[0]["lr"] == pytest.approx(1e-4 * 0.5)
+
+
+# ---- where the gradients go -----------------------------------------------------------
+def test_sr_loss_reaches_the_transfer_generator_only_in_its_own_step():
+    cfg = get_config("cyclesr-quick", **TINY)
+    hr, clean, real = batch()
+    grads = {}
+    for joint in (False, True):
+        seed_everything(0)
+        t = CycleSR(cfg)
+        sr_before = params(t.sr_net)
+        _, fakes = t.generator_step(hr, clean, real, joint=joint)
+        grads[joint] = {k: [p.grad.clone() for p in t.nets[k].parameters()] for k in ("G_clean2real", "G_real2clean")}
+        # S is frozen in G's step: no gradient stored, weights unchanged
+        assert all(p.grad is None for p in t.sr_net.parameters()) and same(sr_before, params(t.sr_net))
+    # the SR term changes G(clean->real)'s gradients, and only those (F never feeds S)
+    assert not same(grads[True]["G_clean2real"], grads[False]["G_clean2real"])
+    assert same(grads[True]["G_real2clean"], grads[False]["G_real2clean"])
+
+    # S's own step: S moves, the transfer generators receive nothing
+    t.optimizers["G"].zero_grad(set_to_none=True)
+    g_before = params(t.nets.G_clean2real)
+    t.sr_step(fakes["fake_real"], hr)
+    assert all(p.grad is None for p in t.nets.G_clean2real.parameters())
+    assert same(g_before, params(t.nets.G_clean2real)) and not same(sr_before, params(t.sr_net))
+    with pytest.raises(ValueError, match="detached"):
+        t.sr_step(fakes["fake_real"].requires_grad_(), hr)
+
+
+def test_discriminator_step_moves_only_the_discriminators_and_fills_the_pools():
+    t = CycleSR(get_config("cyclesr-quick", **TINY))
+    hr, clean, real = batch()
+    _, fakes = t.generator_step(hr, clean, real, joint=True)
+    before = {k: params(t.nets[k]) for k in t.nets}
+    out = t.discriminator_step(clean, real, fakes["fake_clean"], fakes["fake_real"])
+    assert set(out) == {"D_real", "D_clean"}
+    for k in t.nets:
+        assert same(before[k], params(t.nets[k])) == (k not in ("D_clean", "D_real")), k
+    assert len(t.pools["real"].images) == len(t.pools["clean"].images) == 2
+
+
+def test_warmup_trains_only_the_cyclegan():
+    t = CycleSR(get_config("cyclesr-quick", **TINY, cyc_warmup_iters=1))
+    sr_before = params(t.sr_net)
+    out = t.train_step(batch(), 0)
+    assert t.phase(0) == "warmup" and "SR" not in out and same(sr_before, params(t.sr_net))
+    out = t.train_step(batch(), 1)
+    assert t.phase(1) == "joint" and "SR" in out and not same(sr_before, params(t.sr_net))
+
+
+def test_grad_clip_bounds_the_update():
+    t = CycleSR(get_config("cyclesr-quick", **TINY, grad_clip=1e-3, SR_lam=1e6))
+    hr, clean, real = batch()
+    _, fakes = t.generator_step(hr, clean, real, joint=True)
+    t.sr_step(fakes["fake_real"], hr)
+    norm = torch.sqrt(sum((p.grad ** 2).sum() for p in t.sr_net.parameters()))
+    assert norm.item() == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_dual_regression_terms_and_the_unpaired_loop():
+    cfg = get_config("dual-quick", **TINY, dual_lambda=0.1, dual_unpaired_weight=2.0)
+    seed_everything(0)
+    t = DualRegression(cfg)
+    out = t.train_step(batch(), 0)
+    expected = out["primal"] + 0.1 * out["dual"] + 0.1 * 2.0 * out["loop"]
+    assert out["total"].item() == pytest.approx(expected.item(), rel=1e-6)
+    # The real LR (no HR) trains the primal net through the loop D(P(r)) ~ r alone.
+    _, _, real = batch()
+    loss = dual_loss(t.nets.dual(sr_output(t.sr_net, real)), real)
+    t.optimizers["primal_dual"].zero_grad(set_to_none=True)
+    loss.backward()
+    assert all(p.grad is not None for p in t.sr_net.parameters())
+    assert sum(p.grad.abs().sum() for p in t.sr_net.parameters()) > 0
+
+
+# ---- runs, checkpoints, exact resume --------------------------------------------------
+def run_cfg(sample_root, preset="cyclesr-quick", **kw):
+    base = dict(data_root=str(sample_root), csv_folder=str(sample_root / "data_lists"), tensorboard=False,
+                n_epoch=1, n_epoch_decay=1, iters_per_epoch=4, cyc_warmup_iters=3, pretrain_iters=6,
+                val_every=4, val_images=1, val_crop=64, log_every=2, ckpt_every=100, batch_size=2)
+    return get_config(preset, **{**TINY, "cyc_n_layers_D": 2, **base, **kw})
+
+
+def test_phase_resume_is_exact(sample_root, tmp_path):
+    from course_sr.runner import run
+
+    cfg = run_cfg(sample_root, log_every=1)   # windows of one step: the logged means match too
+    full = run(cfg, tmp_path / "full")
+    assert full["finished"] and full["iteration"] == 8 and set(full["stage_ends"]) == {"warmup", "joint"}
+    # stop inside the warm-up, resume across the phase change, stop again, finish with "auto"
+    part = run(cfg, tmp_path / "part", max_iters=2)
+    assert not part["finished"] and load_checkpoint(part["last"])["stage"] == "warmup"
+    run(cfg, tmp_path / "part", max_iters=3, resume=part["last"])
+    mid = load_checkpoint(tmp_path / "part" / "checkpoints" / "last.pt")
+    assert (mid["iteration"], mid["stage"]) == (5, "joint")
+    end = run(cfg, tmp_path / "part", resume="auto")
+    a, b = load_checkpoint(full["last"]), load_checkpoint(end["last"])
+    for name, sd in a["models"].items():
+        for key, value in sd.items():
+            assert torch.equal(value, b["models"][name][key]), f"{name}.{key}"
+    for name in a["pools"]:
+        assert torch.equal(a["pools"][name]["images"], b["pools"][name]["images"])
+    timeless = [{k: v for k, v in c["history"].items() if not k.endswith("it_per_s")} for c in (a, b)]
+    assert timeless[0] == timeless[1] and "joint/val_psnr" in timeless[0]
+    warm = load_checkpoint(tmp_path / "full" / "checkpoints" / "warmup_end.pt")
+    assert (warm["iteration"], warm["stage"]) == (3, "warmup")
+
+
+@pytest.mark.parametrize("preset, sr_net, stage", [("cyclesr-quick", "vdsr", "joint"), ("dual-quick", "srresnet", "dual")])
+def test_checkpoints_load_as_sr_generators(sample_root, tmp_path, preset, sr_net, stage):
+    from course_sr.inference import super_resolve
+    from course_sr.runner import main
+
+    cfg = run_cfg(sample_root, preset, sr_net=sr_net)
+    import yaml
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v
+                                                     for k, v in cfg.items() if k != "preset"}))
+    assert main(["--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run")]) == 0
+    ckpts = tmp_path / "run" / "checkpoints"
+    assert (ckpts / f"{stage}_end.pt").exists() and (ckpts / "best.pt").exists()
+    model, info = load_generator(ckpts / "best.pt")
+    assert (info["arch"], info["method"], info["stage"]) == (sr_net, cfg.method, stage)
+    sr = super_resolve(model, torch.rand(3, 8, 8))
+    assert sr.shape == (3, 32, 32)
+
+
+def test_validation_set_degrades_hr_with_the_test_spec(sample_root):
+    from course_sr.unpaired import degraded_pairs
+
+    cfg = run_cfg(sample_root, val_images=2, val_crop=48)
+    pairs = validation_set(cfg)
+    assert len(pairs) == 2 and pairs[0][0].shape == (3, 12, 12) and pairs[0][1].shape == (3, 48, 48)
+    _, lr, _ = degraded_pairs(cfg, cfg.val_split, "fixed", limit=1, crop=48)[0]
+    assert torch.equal(pairs[0][0], torch.from_numpy(lr).permute(2, 0, 1).float() / 255)
+    real = validation_set(run_cfg(sample_root, degradation=None, val_images=1, val_crop=0))
+    assert real[0][1].shape[-1] == 4 * real[0][0].shape[-1] and real[0][0].shape[-1] > 48
+
+
+def test_bad_resume_and_schedule_values(sample_root, tmp_path):
+    from course_sr.runner import run
+
+    d = run(run_cfg(sample_root, "dual-quick", pretrain_iters=2), tmp_path / "d")
+    with pytest.raises(ValueError, match="'dual' checkpoint"):
+        run(run_cfg(sample_root), tmp_path / "c", resume=d["last"])
+    assert math.isclose(lr_factor(5, 1, 1, 4), 0.75)
