@@ -1,0 +1,317 @@
+"""The distributed path on CPU: gloo, 2 processes started by torchrun, 127.0.0.1 only.
+
+CI has no GPU, so the multi-process tests run this file itself as torchrun's worker script
+(``python -m torch.distributed.run --nproc_per_node=2 tests/test_distributed.py worker OUT ROOT``):
+each rank joins the group through :func:`course_sr.distributed.init_distributed` exactly as the
+``train`` command does, runs every case, and saves what it saw to ``OUT/rank<r>.pt``. The tests
+then compare those with single-process references computed here, in the pytest process:
+
+- ``AllReduceBatchNorm`` on each rank's share == ``nn.BatchNorm`` on the concatenated batch
+  (outputs, input gradients, weight/bias gradients, running statistics; uneven shares too);
+- one SRResNet step (solver.pretrain_step, SGD so gradient magnitudes count) with DDP on
+  2 processes x batch b == one process with batch 2b, with ``sync_bn=True``; and, the documented
+  choice, NOT equal without sync BN (per-process BatchNorm statistics).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from course_sr import distributed as D
+from course_sr.config import get_config
+
+THIS = Path(__file__).resolve()
+REPO = THIS.parents[1]
+WORLD = 2
+B = 2                                  # per-process batch of the training-step case
+
+
+# --------------------------------------------------------------------------------------
+# Launching torchrun on this machine only
+# --------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(args: list[str], nproc: int = WORLD, timeout: int = 180) -> subprocess.CompletedProcess:
+    """``python -m torch.distributed.run --nproc_per_node=nproc ARGS`` on 127.0.0.1, checked."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--nnodes=1",
+           "--master_addr=127.0.0.1", f"--master_port={free_port()}", *args]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+# --------------------------------------------------------------------------------------
+# Cases shared by the worker and the references (pure functions of their arguments)
+# --------------------------------------------------------------------------------------
+# name -> (BatchNorm dims, per-rank batch sizes, channels, momentum, affine)
+BN_CASES = {
+    "2d": (2, (3, 3), 4, 0.1, True),
+    "2d-uneven-shares": (2, (1, 4), 3, 0.1, True),
+    "1d-cumulative-average": (1, (4, 2), 3, None, True),
+    "3d-no-affine": (3, (2, 3), 2, 0.3, False),
+}
+BN_STEPS = 2                          # two training forwards: running statistics move twice
+
+
+def bn_module(dims: int, channels: int, momentum, affine: bool) -> nn.Module:
+    cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dims]
+    bn = cls(channels, momentum=momentum, affine=affine)
+    if affine:
+        g = torch.Generator().manual_seed(7)
+        with torch.no_grad():
+            bn.weight.copy_(torch.rand(channels, generator=g) + 0.5)
+            bn.bias.copy_(torch.randn(channels, generator=g))
+    return bn
+
+
+def bn_batch(dims: int, n: int, channels: int, step: int):
+    """Global input ``(n, C, *)`` (mean far from 0, as activations are) and output weights."""
+    g = torch.Generator().manual_seed(100 + step)
+    spatial = {1: (), 2: (3, 5), 3: (2, 3, 2)}[dims]
+    x = torch.randn(n, channels, *spatial, generator=g) * 2 + 3
+    return x, torch.randn(x.shape, generator=g)
+
+
+def bn_trace(bn: nn.Module, dims, sizes, channels, rank: int | None) -> dict:
+    """Train ``bn`` for BN_STEPS on the global batch (rank None) or on rank's share of it.
+
+    Loss: sum(y * w), so a share's loss is its part of the global loss and input gradients
+    compare directly; parameter gradients of the shares are summed over ranks.
+    """
+    lo = 0 if rank is None else sum(sizes[:rank])
+    hi = sum(sizes) if rank is None else lo + sizes[rank]
+    out = {}
+    for step in range(BN_STEPS):
+        x, w = bn_batch(dims, sum(sizes), channels, step)
+        x = x[lo:hi].clone().requires_grad_(True)
+        bn.zero_grad()
+        y = bn(x)
+        (y * w[lo:hi]).sum().backward()
+        out[f"y{step}"], out[f"grad_x{step}"] = y.detach(), x.grad
+        for name, p in bn.named_parameters():
+            grad = p.grad.clone()
+            if rank is not None:
+                torch.distributed.all_reduce(grad)
+            out[f"grad_{name}{step}"] = grad
+    out.update({f"buffer_{k}": v.clone() for k, v in bn.named_buffers()})
+    bn.eval()
+    out["y_eval"] = bn(bn_batch(dims, 3, channels, 99)[0]).detach()
+    return out
+
+
+def step_config(sample_root, batch_size: int):
+    from course_sr.sample import resolve_data
+
+    return resolve_data(get_config("quick", data_root=str(sample_root), batch_size=batch_size))
+
+
+def srresnet_step(cfg, info: D.DistInfo, sync_bn: bool) -> dict[str, torch.Tensor]:
+    """One ``pretrain_step`` (pixel MSE, SGD lr 0.5) of the quick SRResNet on the first batch of
+    this process's share; returns the plain network's state dict afterwards."""
+    from course_sr.datasets import SRDataset, make_train_loader
+    from course_sr.models import Generator
+    from course_sr.solver import pretrain_step
+    from course_sr.utils import convert_image, seed_everything
+
+    seed_everything(cfg.seed)
+    model = D.wrap_model(Generator(cfg).train(), info, sync_bn=sync_bn)
+    data = SRDataset(cfg.train_split, cfg)
+    lr, hr = next(iter(make_train_loader(data, cfg, num_replicas=info.world_size, rank=info.rank)))
+    # SGD, not the runner's Adam: Adam's first step is ~lr * sign(grad), blind to gradient scale.
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    pretrain_step(lr, convert_image(hr, "[0, 1]", "[-1, 1]"), model, opt)
+    return {k: v.clone() for k, v in D.unwrap(model).state_dict().items()}
+
+
+# --------------------------------------------------------------------------------------
+# The torchrun worker (this file run as a script)
+# --------------------------------------------------------------------------------------
+def worker(out_dir: str, sample_root: str) -> None:
+    info = D.init_distributed({"device": "cpu"})
+    res: dict = {"info": [info.rank, info.world_size, info.local_rank, str(info.device), info.is_main],
+                 "backend": torch.distributed.get_backend()}
+    res["broadcast"] = D.broadcast_object({"from": info.rank, "items": [info.rank] * 3})
+    res["mean"] = D.all_reduce_mean(torch.tensor([float(info.rank), 10.0 * info.rank]))
+    D.barrier()
+    for name, (dims, sizes, channels, momentum, affine) in BN_CASES.items():
+        bn = D.convert_sync_batchnorm(bn_module(dims, channels, momentum, affine))
+        res[f"bn/{name}/class"] = type(bn).__name__
+        res[f"bn/{name}"] = bn_trace(bn, dims, sizes, channels, info.rank)
+    cfg = step_config(sample_root, B)
+    res["step/sync_bn"] = srresnet_step(cfg, info, sync_bn=True)
+    res["step/plain_bn"] = srresnet_step(cfg, info, sync_bn=False)
+    torch.save(res, Path(out_dir) / f"rank{info.rank}.pt")
+    D.cleanup()
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory, sample_root) -> list[dict]:
+    """Run the worker on 2 gloo processes once; what each rank saved."""
+    out = tmp_path_factory.mktemp("gloo")
+    torchrun([str(THIS), "worker", str(out), str(sample_root)])
+    return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+
+
+# --------------------------------------------------------------------------------------
+# Multi-process tests
+# --------------------------------------------------------------------------------------
+def test_init_distributed_reads_torchruns_environment(ranks):
+    for r, res in enumerate(ranks):
+        assert res["info"] == [r, WORLD, r, "cpu", r == 0]
+        assert res["backend"] == "gloo"
+        assert res["broadcast"] == {"from": 0, "items": [0, 0, 0]}
+        torch.testing.assert_close(res["mean"], torch.tensor([0.5, 5.0]))
+
+
+@pytest.mark.parametrize("case", list(BN_CASES))
+def test_sync_batchnorm_equals_batchnorm_on_the_concatenated_batch(ranks, case):
+    dims, sizes, channels, momentum, affine = BN_CASES[case]
+    ref = bn_trace(bn_module(dims, channels, momentum, affine), dims, sizes, channels, rank=None)
+    assert all(res[f"bn/{case}/class"] == "AllReduceBatchNorm" for res in ranks)
+    got = [res[f"bn/{case}"] for res in ranks]
+    tol = dict(rtol=1e-5, atol=1e-5)
+    for key, value in ref.items():
+        if key.startswith(("y", "grad_x")) and key != "y_eval":      # per-sample: concatenate shares
+            torch.testing.assert_close(torch.cat([g[key] for g in got]), value, **tol, msg=key)
+        else:                                                         # shared: the same on every rank
+            for g in got:
+                torch.testing.assert_close(g[key], value, **tol, msg=key)
+
+
+def test_one_step_on_2_processes_x_b_equals_one_process_with_2b(ranks, sample_root):
+    ref = srresnet_step(step_config(sample_root, WORLD * B), D.DistInfo(), sync_bn=False)
+    assert any("running_var" in k for k in ref)                       # SRResNet has BatchNorm
+    for res in ranks:
+        got = res["step/sync_bn"]
+        assert got.keys() == ref.keys()                               # plain keys: no "module."
+        for k, v in ref.items():
+            torch.testing.assert_close(got[k], v, rtol=0, atol=1e-6, msg=k)
+
+
+def test_without_sync_bn_each_process_normalises_its_own_share(ranks, sample_root):
+    # The deliberate choice documented in course_sr.distributed: plain DDP is NOT batch 2b.
+    ref = srresnet_step(step_config(sample_root, WORLD * B), D.DistInfo(), sync_bn=False)
+    got = ranks[0]["step/plain_bn"]
+    gap = max(float((got[k].float() - v.float()).abs().max()) for k, v in ref.items() if "weight" in k)
+    assert gap > 1e-4
+    # DDP still keeps the weights identical; the running statistics differ until the next
+    # forward, where DDP broadcasts rank 0's (the ones rank 0 writes to checkpoints).
+    params = [k for k in got if "running" not in k and "num_batches" not in k]
+    for k in params:
+        torch.testing.assert_close(ranks[1]["step/plain_bn"][k], got[k], rtol=0, atol=1e-6, msg=k)
+    assert not torch.equal(ranks[1]["step/plain_bn"]["conv_block2.1.running_mean"], got["conv_block2.1.running_mean"])
+
+
+# --------------------------------------------------------------------------------------
+# Single-process behaviour (no process group)
+# --------------------------------------------------------------------------------------
+def test_single_process_without_torchrun(monkeypatch):
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    info = D.init_distributed({"device": "cpu"})
+    assert info == D.DistInfo() and info.is_main and not info.distributed
+    assert not torch.distributed.is_initialized()
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    assert D.wrap_model(model, info, sync_bn=True) is model and D.unwrap(model) is model
+    t = torch.tensor([1.5])
+    assert D.all_reduce_mean(t) is not t and torch.equal(D.all_reduce_mean(t), t)
+    assert D.broadcast_object({"a": 1}) == {"a": 1}
+    D.barrier()
+    D.cleanup()
+
+
+@pytest.mark.parametrize("missing", ["RANK", "LOCAL_RANK", "MASTER_PORT"])
+def test_world_size_without_torchruns_other_variables_is_a_clear_error(monkeypatch, missing):
+    env = dict(WORLD_SIZE="2", RANK="0", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="29500")
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv(missing)
+    with pytest.raises(RuntimeError, match=f"{missing} is not.*torchrun"):
+        D.init_distributed({"device": "cpu"})
+
+
+def test_world_size_one_is_a_single_process(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert not D.init_distributed({"device": "cpu"}).distributed
+    assert not torch.distributed.is_initialized()
+
+
+def test_converted_batchnorm_keeps_parameters_buffers_and_state_dict_keys():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Sequential(nn.BatchNorm1d(4)))
+    model.eval()
+    keys = list(model.state_dict())
+    weight, running = model[1].weight, model[1].running_mean
+    out = D.convert_sync_batchnorm(model)
+    assert out is model and list(model.state_dict()) == keys
+    assert isinstance(model[1], D.AllReduceBatchNorm) and isinstance(model[2][0], D.AllReduceBatchNorm)
+    assert model[1].weight is weight and model[1].running_mean is running and not model[1].training
+    root = D.convert_sync_batchnorm(nn.BatchNorm2d(5))
+    assert isinstance(root, D.AllReduceBatchNorm)
+    assert D.convert_sync_batchnorm(root) is root
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_allreduce_batchnorm_alone_is_plain_batchnorm(training):
+    plain = bn_module(2, 3, 0.1, True).train(training)
+    mine = D.convert_sync_batchnorm(copy.deepcopy(plain))
+    x = bn_batch(2, 4, 3, 0)[0]
+    torch.testing.assert_close(mine(x), plain(x))
+    torch.testing.assert_close(mine.running_var, plain.running_var)
+
+
+def test_allreduce_batchnorm_rejects_inputs_without_channels():
+    with pytest.raises(ValueError, match=r"expects \(N, C, \*\) input, got shape \(4,\)"):
+        D.AllReduceBatchNorm(4)(torch.zeros(4))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch.nn.SyncBatchNorm is CUDA-only")
+def test_cuda_modules_get_torchs_syncbatchnorm():
+    model = D.convert_sync_batchnorm(nn.Sequential(nn.BatchNorm2d(4)).cuda())
+    assert isinstance(model[0], nn.SyncBatchNorm)
+
+
+# --------------------------------------------------------------------------------------
+# The data side: R processes x batch b see exactly the single-process batch R*b
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("replicas, start_iter", [(2, 0), (3, 0), (2, 7)])
+def test_sampler_shares_are_the_single_process_batch(replicas, start_iter):
+    from course_sr.datasets import ResumableBatchSampler
+
+    n, b = 10, 3                                          # batches straddle epoch boundaries
+    single = iter(ResumableBatchSampler(n, replicas * b, seed=5, start_iter=start_iter))
+    shares = [iter(ResumableBatchSampler(n, b, 5, start_iter, replicas, r)) for r in range(replicas)]
+    for _ in range(12):
+        assert next(single) == [i for s in shares for i in next(s)]
+
+
+def test_loader_shares_are_the_single_process_batch(sample_root):
+    from course_sr.datasets import SRDataset, make_train_loader
+
+    cfg = step_config(sample_root, WORLD * B)
+    data = SRDataset(cfg.train_split, cfg)
+    single = iter(make_train_loader(data, cfg, start_iter=5))
+    shares = [iter(make_train_loader(data, step_config(sample_root, B), 5, WORLD, r)) for r in range(WORLD)]
+    for _ in range(3):
+        lr, hr = next(single)
+        parts = [next(s) for s in shares]
+        assert torch.equal(lr, torch.cat([p[0] for p in parts])) and torch.equal(hr, torch.cat([p[1] for p in parts]))
+
+
+if __name__ == "__main__":            # torchrun runs this file as the worker of the tests above
+    if sys.argv[1:2] == ["worker"]:
+        worker(*sys.argv[2:4])
+    else:
+        sys.exit(f"usage: torchrun ... {THIS.name} worker OUT_DIR SAMPLE_ROOT")
