@@ -296,10 +296,16 @@ def history_series(history: Mapping[str, list], key: str) -> tuple[list[int], li
     return [s for s, _ in pairs], [v for _, v in pairs]
 
 
+# Names logged for the console but not plotted unless asked for by name (speed, not learning).
+NOT_PLOTTED_BY_DEFAULT = ("it_per_s",)
+
+
 def _panels(history: Mapping[str, list], keys: Iterable[str] | None) -> dict[str, list[str]]:
     """Group keys into plot panels by name (the part after the stage), in first-seen order."""
+    if keys is None:
+        keys = [k for k in history if k.rsplit("/", 1)[-1] not in NOT_PLOTTED_BY_DEFAULT]
     chosen: list[str] = []
-    for key in (keys if keys is not None else history):
+    for key in keys:
         matched = match_keys(history, key)
         if not matched:
             raise KeyError(f"no history series {key!r}; available: {sorted(history)}")
@@ -332,24 +338,34 @@ def plot_history(history: Mapping[str, list], keys: Iterable[str] | None = None,
                  out_path: str | os.PathLike | None = None, ncols: int = 3):
     """Curves of one run: one panel per name (loss, val_psnr, ...), one line per stage.
 
-    ``keys``: full keys or bare names (default: all). Returns a matplotlib ``Figure`` (shown by
+    ``keys``: full keys or bare names (default: all but ``NOT_PLOTTED_BY_DEFAULT``). Returns a matplotlib ``Figure`` (shown by
     Jupyter when it is a cell's value); saved as PNG to ``out_path`` when given.
     """
     panels = _panels(history, keys)
     if not panels:
         raise ValueError("the history is empty: nothing to plot")
+    stages = list(dict.fromkeys(k.rsplit("/", 1)[0] for ks in panels.values() for k in ks))
     fig, axes = _new_figure(len(panels), ncols)
     for ax, (name, ks) in zip(axes, panels.items()):
         for k in ks:
             steps, values = history_series(history, k)
-            ax.plot(steps, values, label=k.rsplit("/", 1)[0] if "/" in k else k,
-                    marker="." if len(steps) < 30 else None)
-        ax.set_title(name)
-        ax.set_xlabel("iteration")
-        ax.grid(alpha=0.3)
+            stage = k.rsplit("/", 1)[0]
+            ax.plot(steps, values, label=stage if "/" in k else k,  # one colour per stage
+                    color=f"C{stages.index(stage) % 10}", marker="." if len(steps) < 30 else None)
+        _style(ax, name)
         if len(ks) > 1 or "/" in ks[0]:
             ax.legend(fontsize="small")
     return _finish(fig, out_path)
+
+
+def _style(ax, title: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_title(title)
+    ax.set_xlabel("iteration")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.ticklabel_format(axis="y", useOffset=False)  # PSNR 14.445, not 0.005 + 1.444e1
+    ax.grid(alpha=0.3)
 
 
 def plot_histories(histories: Mapping[str, Mapping[str, list]], keys: str | Iterable[str],
@@ -374,8 +390,6 @@ def plot_histories(histories: Mapping[str, Mapping[str, list]], keys: str | Iter
                         marker="." if len(steps) < 30 else None)
         if not found:
             raise KeyError(f"no run has a history series {key!r}")
-        ax.set_title(key)
-        ax.set_xlabel("iteration")
-        ax.grid(alpha=0.3)
+        _style(ax, key)
         ax.legend(fontsize="small")
     return _finish(fig, out_path)

@@ -47,27 +47,29 @@ STUDENT_BEGIN = "<!-- student:begin (kept when the report is regenerated: write 
 STUDENT_END = "<!-- student:end -->"
 _STUDENT_RE = re.compile(r"<!-- student:begin.*?-->\n?(.*?)<!-- student:end -->", re.S)
 STUDENT_TEMPLATE = """\
-## What I tried
+### What I tried
 
 _One bullet per experiment: what you changed, why, and what you expected._
 
 - 
 
-## Observations
+### Observations
 
 _What do the curves, the table and the Set5 sheets show? Which model would you hand in, and why?_
 
 """
 
 # Test sets in the course's order; sets not listed follow in the order the summary gives them.
-SET_ORDER = ("Set5", "Set14", "B100", "Urban100", "DIV2K-valid")
+SET_ORDER = ("Set5", "Set14", "B100", "Urban100", "valid")
 # Bicubic x4 as SR papers publish it (Y channel of MATLAB rgb2ycbcr, 4 px shaved per border).
 PUBLISHED_BICUBIC_X4 = {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027)}
-METRIC_CONVENTION = (
-    "PSNR (dB) / SSIM on the Y channel of MATLAB's `rgb2ycbcr` (ITU-R BT.601, Y in [16, 235]), "
-    "with `scale` pixels shaved from every border, float64; LR images made by MATLAB-exact bicubic "
-    "`imresize`. Published bicubic x4 with this convention: Set5 28.42 / 0.8104, "
-    "Set14 26.00 / 0.7027 (the kit's bicubic row reproduces them).")
+
+
+def metric_convention(scale: int) -> str:
+    """The evaluation's own statement of its metric convention (one home: course_sr.evaluate)."""
+    from .evaluate import CONVENTION
+
+    return CONVENTION.format(scale=scale)
 
 
 # ---------------------------------------------------------------------------------- reading runs
@@ -186,7 +188,7 @@ def schedule_lines(cfg: Mapping[str, Any]) -> list[str]:
         stage2 = (f"**Stage 2, SRGAN** from {start}: {g('gan_iters')} iterations; G loss = "
                   + " + ".join(terms) + f"; G{g('g_steps')}D{g('d_steps')} (generator / discriminator "
                   f"steps per iteration); Adam lr G {_fmt(g('lr_g'))}, D {_fmt(g('lr_d'))}, "
-                  f"x{_fmt(g('lr_decay_gamma'))} after {decay_at} iterations")
+                  f"both x{_fmt(g('lr_decay_gamma'))} after {decay_at} of them")
         return [f"- Data: {data}; {net}", f"- {stage1}", f"- {stage2}"]
     if method == "cyclesr":
         return [f"- Data: {data}; SR net `{g('sr_net')}`; real-LR domain `{g('real_lr_split')}`"
@@ -469,16 +471,18 @@ def write_report(runs: Sequence[str | os.PathLike], eval_dir: str | os.PathLike 
     md += ["## Test-set results", ""]
     if summary:
         md += [results_table(summary, scale=scale), "",
-               f"Metric convention: {METRIC_CONVENTION} Best of each set in bold.", ""]
+               f"Metric convention: {metric_convention(scale)} Best of each set in bold"
+               + ("; the published bicubic row is the papers' figure, beside the kit's own."
+                  if scale == 4 and any(s in PUBLISHED_BICUBIC_X4 for s in summary) else "."), ""]
         csvs = sorted(eval_path.rglob("*.csv"))
         if csvs:
             md += ["Per-image and per-set numbers: " + ", ".join(
                 f"[{_rel(c, eval_path)}]({_rel(c, out.parent)})" for c in csvs), ""]
     else:
         md += ["No evaluation given. Make one with `python -m course_sr evaluate --method bicubic "
-               "--checkpoint RUN/checkpoints/best.pt=NAME --sets Set5 Set14 B100 Urban100 DIV2K-valid "
+               "--checkpoint RUN/checkpoints/gan_end.pt=SRGAN --sets Set5 Set14 B100 Urban100 valid "
                "--data-root DATA --out EVAL` and pass `--eval EVAL`.", "",
-               f"Metric convention: {METRIC_CONVENTION}", ""]
+               f"Metric convention: {metric_convention(scale)}", ""]
 
     # -- Set5 sheets
     md += ["## Set5 comparison sheets", ""]

@@ -158,3 +158,33 @@ def test_markdown_to_html_subset():
     assert "<td><code>x</code></td><td><strong>y</strong></td>" in page
     assert "<ul>\n<li>one</li>\n<li>two</li>\n</ul>" in page
     assert "&lt;tag&gt;" in page and "<em>it</em>" in page and "code &lt;b&gt;" in page
+
+
+def test_report_from_a_real_quick_run_stopped_and_resumed(sample_root, tmp_path):
+    """The runner's own records: a run stopped at iteration 3, resumed, evaluated, reported."""
+    from course_sr.evaluate import evaluate
+    from course_sr.runner import run
+
+    cfg = get_config("quick", data_root=str(sample_root), csv_folder=str(sample_root / "data_lists"),
+                     pretrain_iters=4, gan_iters=2, log_every=1, val_every=3, ckpt_every=3,
+                     val_images=1, tensorboard=True)
+    out_dir = tmp_path / "quick"
+    run(cfg, out_dir, max_iters=3)
+    result = run(cfg, out_dir, resume="auto")
+    history = result["history"]
+    for key, series in history.items():  # each step once, none missing, across the resume
+        steps = [s for s, _ in series]
+        assert steps == sorted(set(steps)), key
+    assert [s for s, _ in history["pretrain/loss"]] == [1, 2, 3, 4]
+    assert "resumed from" in (out_dir / "log.txt").read_text()
+
+    ev = tmp_path / "eval"
+    evaluate(["bicubic", f"{out_dir / 'checkpoints' / 'gan_end.pt'}=SRGAN"], ["sample_test"],
+             sample_root, out_dir=ev)
+    md = write_report([out_dir], eval_dir=ev, out=tmp_path / "report.md")
+    text = md.read_text()
+    for section in SECTIONS:
+        assert section in text
+    assert "| quick | srgan | `quick/checkpoints/last.pt` | gan | 6 of 6 |" in text
+    assert re.search(r"\| SRGAN \| [\d.*]+ / [\d.*]+ \|", text)
+    assert all(f.is_file() for f in referenced_files(md))
