@@ -214,12 +214,12 @@ def _split_rows(root: Path, split: str, layout: Layout, scale: int, make_missing
     return sorted(rows)
 
 
-def _available(root: Path, layout: Layout) -> bool:
-    """Whether a split's source folders are present (for ``splits=None``)."""
-    if layout.hr_dir is None or not layout.lr_makeable:
-        if not _image_files(root / layout.lr_dir):
-            return False
-    return layout.hr_dir is None or bool(_image_files(root / layout.hr_dir))
+def _available(root: Path, layout: Layout, make_missing_lr: bool) -> bool:
+    """Whether a split can be listed from what is under root (for ``splits=None``): its HR
+    images, and its LR folder holding images unless they may be made (bicubic + make_missing_lr)."""
+    if layout.hr_dir is not None and not _image_files(root / layout.hr_dir):
+        return False
+    return bool(_image_files(root / layout.lr_dir)) or (layout.lr_makeable and make_missing_lr)
 
 
 def create_data_lists(data_root, out_folder="data_lists", splits=None, scale: int = 4,
@@ -229,9 +229,10 @@ def create_data_lists(data_root, out_folder="data_lists", splits=None, scale: in
     Args:
         data_root: folder holding ``DIV2K/`` and/or ``benchmark/`` (rows are relative to it).
         out_folder: where the CSV files go (created).
-        splits: names from ``SPLITS``. None: every split whose folders exist under data_root
-            (e.g. only the four test sets after ``download --what benchmark``); an explicitly
-            named split whose HR folder is absent is an error.
+        splits: names from ``SPLITS``. None: every split whose HR and LR folders hold images
+            under data_root (e.g. only the four test sets after ``download --what benchmark``;
+            with make_missing_lr, bicubic splits need only their HR). An explicitly named
+            split whose HR folder is empty or absent is an error.
         scale: 2, 3, 4 or 8: picks ``LR_bicubic/X<scale>`` and the ``x<scale>`` name suffix.
         make_missing_lr: make absent bicubic LR files with ``imresize`` (MATLAB-exact, HR cropped
             top-left to a multiple of scale) instead of failing.
@@ -249,7 +250,7 @@ def create_data_lists(data_root, out_folder="data_lists", splits=None, scale: in
         raise FileNotFoundError(f"data root not found: {root}")
     table = layouts(scale)
     if splits is None:
-        chosen = [s for s in SPLITS if _available(root, table[s])]
+        chosen = [s for s in SPLITS if _available(root, table[s], make_missing_lr)]
         if not chosen:
             raise FileNotFoundError(
                 f"no image folders of the standard layouts under {root} (looked for e.g. "

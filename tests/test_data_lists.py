@@ -1,0 +1,175 @@
+"""create_data_lists / read_data_list: layouts, names, missing LR, unpaired splits, errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from course_sr import data_lists as dl
+from course_sr.imresize import imresize
+from course_sr.utils import load_image, save_image
+
+REPO = Path(__file__).resolve().parents[1]
+COMMITTED = REPO / "data_lists"
+
+
+def touch(root: Path, *rels: str) -> None:
+    for rel in rels:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).touch()
+
+
+def csv_text(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def test_benchmark_and_div2k_layouts(tmp_path):
+    root = tmp_path / "data"
+    touch(root, "benchmark/Set5/HR/bird.png", "benchmark/Set5/HR/baby.png",
+          "benchmark/Set5/LR_bicubic/X4/birdx4.png", "benchmark/Set5/LR_bicubic/X4/babyx4.png",
+          "DIV2K/DIV2K_valid_HR/0802.png", "DIV2K/DIV2K_valid_HR/0801.png",
+          "DIV2K/DIV2K_valid_LR_bicubic/X4/0801x4.png", "DIV2K/DIV2K_valid_LR_bicubic/X4/0802x4.png")
+    written = dl.create_data_lists(root, tmp_path / "lists")
+    assert set(written) == {"Set5", "valid"}                # splits=None: what is there
+    assert csv_text(written["Set5"]) == [
+        "benchmark/Set5/HR/baby.png,benchmark/Set5/LR_bicubic/X4/babyx4.png",
+        "benchmark/Set5/HR/bird.png,benchmark/Set5/LR_bicubic/X4/birdx4.png"]
+    assert dl.read_data_list(tmp_path / "lists", "valid") == [
+        ("DIV2K/DIV2K_valid_HR/0801.png", "DIV2K/DIV2K_valid_LR_bicubic/X4/0801x4.png"),
+        ("DIV2K/DIV2K_valid_HR/0802.png", "DIV2K/DIV2K_valid_LR_bicubic/X4/0802x4.png")]
+
+
+def test_names_with_dots_upper_case_extensions_and_commas(tmp_path):
+    root = tmp_path / "data"
+    touch(root, "benchmark/Set14/HR/img.v2.PNG", "benchmark/Set14/LR_bicubic/X4/img.v2x4.png",
+          "benchmark/Set14/HR/a,b.png", "benchmark/Set14/LR_bicubic/X4/a,bx4.PNG",
+          "benchmark/Set14/HR/.hidden.png", "benchmark/Set14/HR/notes.txt")
+    dl.create_data_lists(root, tmp_path / "lists", splits=["Set14"])
+    assert dl.read_data_list(tmp_path / "lists", "Set14") == [
+        ("benchmark/Set14/HR/a,b.png", "benchmark/Set14/LR_bicubic/X4/a,bx4.PNG"),
+        ("benchmark/Set14/HR/img.v2.PNG", "benchmark/Set14/LR_bicubic/X4/img.v2x4.png")]
+
+
+def test_missing_lr_error_lists_every_file(tmp_path):
+    root = tmp_path / "data"
+    touch(root, "benchmark/Set5/HR/a.png", "benchmark/Set5/HR/b.png", "benchmark/Set5/HR/c.png",
+          "benchmark/Set5/LR_bicubic/X4/bx4.png", "benchmark/Set14/HR/d.png")
+    with pytest.raises(FileNotFoundError, match="3 LR file") as err:
+        dl.create_data_lists(root, tmp_path / "lists", splits=["Set5", "Set14"])
+    for name in ("Set5/LR_bicubic/X4/ax4.png", "Set5/LR_bicubic/X4/cx4.png", "Set14/LR_bicubic/X4/dx4.png"):
+        assert name in str(err.value)
+    assert not (tmp_path / "lists").exists()               # nothing half-written
+
+
+def test_make_missing_lr_uses_matlab_imresize(tmp_path):
+    root = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    hr = rng.integers(0, 256, (30, 41, 3), dtype=np.uint8)          # not multiples of 4
+    save_image(root / "benchmark/Set5/HR/x.png", hr)
+    dl.create_data_lists(root, tmp_path / "lists", splits=["Set5"], make_missing_lr=True)
+    lr = load_image(root / "benchmark/Set5/LR_bicubic/X4/xx4.png")
+    np.testing.assert_array_equal(lr, imresize(hr[:28, :40], scalar_scale=0.25))
+    assert dl.read_data_list(tmp_path / "lists", "Set5") == [
+        ("benchmark/Set5/HR/x.png", "benchmark/Set5/LR_bicubic/X4/xx4.png")]
+
+
+def test_unpaired_splits_are_disjoint_and_lr_only_rows_have_empty_hr(tmp_path):
+    root = tmp_path / "data"
+    for i in (1, 2, 400, 401, 402, 800):
+        touch(root, f"DIV2K/DIV2K_train_HR/{i:04d}.png", f"DIV2K/DIV2K_train_LR_bicubic/X4/{i:04d}x4.png",
+              f"DIV2K/DIV2K_train_LR_unknown/X4/{i:04d}x4.png")
+    touch(root, "DIV2K/DIV2K_valid_HR/0801.png", "DIV2K/DIV2K_valid_LR_unknown/X4/0801x4.png")
+    written = dl.create_data_lists(root, tmp_path / "lists")
+    assert set(written) == {"train", "unpaired_hr", "unpaired_real_lr", "valid_unknown"}
+    hr = dl.read_data_list(tmp_path / "lists", "unpaired_hr")
+    real = dl.read_data_list(tmp_path / "lists", "unpaired_real_lr")
+    assert [Path(h).stem for h, _ in hr] == ["0001", "0002", "0400"]
+    assert [l for _, l in hr][0] == "DIV2K/DIV2K_train_LR_bicubic/X4/0001x4.png"
+    assert real == [("", f"DIV2K/DIV2K_train_LR_unknown/X4/{i:04d}x4.png") for i in (401, 402, 800)]
+    assert csv_text(written["unpaired_real_lr"])[0] == ",DIV2K/DIV2K_train_LR_unknown/X4/0401x4.png"
+    assert dl.read_data_list(tmp_path / "lists", "valid_unknown") == [
+        ("DIV2K/DIV2K_valid_HR/0801.png", "DIV2K/DIV2K_valid_LR_unknown/X4/0801x4.png")]
+
+
+def test_unknown_degradation_is_never_synthesised(tmp_path):
+    root = tmp_path / "data"
+    touch(root, "DIV2K/DIV2K_valid_HR/0801.png")
+    with pytest.raises(FileNotFoundError, match="DIV2K_valid_LR_unknown/X4/0801x4.png"):
+        dl.create_data_lists(root, tmp_path / "lists", splits=["valid_unknown"], make_missing_lr=True)
+
+
+@pytest.mark.parametrize("setup, splits, error, match", [
+    (lambda r: None, None, FileNotFoundError, "no image folders"),
+    (lambda r: (r / "benchmark/Set5/HR").mkdir(parents=True), ["Set5"], FileNotFoundError, "no HR images in"),
+    (lambda r: None, ["Set6"], ValueError, "unknown split"),
+])
+def test_empty_or_wrong_requests(tmp_path, setup, splits, error, match):
+    setup(tmp_path)
+    with pytest.raises(error, match=match):
+        dl.create_data_lists(tmp_path, tmp_path / "lists", splits=splits)
+
+
+def test_missing_data_root(tmp_path):
+    with pytest.raises(FileNotFoundError, match="data root not found"):
+        dl.create_data_lists(tmp_path / "nope", tmp_path / "lists")
+
+
+@pytest.mark.parametrize("content, error, match", [
+    (None, FileNotFoundError, r"data list not found: .*Set5_images\.csv"),
+    ("", ValueError, "is empty"),
+    ("\n\n", ValueError, "is empty"),
+    ("a.png,ax4.png\nb.png\n", ValueError, r"line 2: expected 2 fields"),
+    ("a.png,ax4.png,extra\n", ValueError, r"line 1: expected 2 fields"),
+    ("a.png,\n", ValueError, r"line 1: the LR_file field is empty"),
+])
+def test_read_data_list_errors(tmp_path, content, error, match):
+    if content is not None:
+        (tmp_path / "Set5_images.csv").write_text(content)
+    with pytest.raises(error, match=match):
+        dl.read_data_list(tmp_path, "Set5")
+
+
+def test_main_writes_lists_and_reports_errors(tmp_path, capsys):
+    touch(tmp_path, "benchmark/Set5/HR/a.png", "benchmark/Set5/LR_bicubic/X4/ax4.png")
+    assert dl.main(["--data-root", str(tmp_path), "--out", str(tmp_path / "lists")]) == 0
+    assert "Set5:     1 rows" in capsys.readouterr().out
+    assert dl.main(["--data-root", str(tmp_path / "nope"), "--out", str(tmp_path / "lists")]) == 1
+    assert "data root not found" in capsys.readouterr().err
+
+
+# ---- the committed lists -------------------------------------------------------------
+EXPECTED_ROWS = {"train": 800, "valid": 100, "Set5": 5, "Set14": 14, "B100": 100, "Urban100": 100,
+                 "unpaired_hr": 400, "unpaired_real_lr": 400, "valid_unknown": 100}
+
+
+def test_committed_lists_are_what_create_data_lists_writes(tmp_path):
+    """Rebuild a placeholder tree from the committed lists (plus the LR-unknown files outside
+    the unpaired range, as the real archive has them) and regenerate: byte-identical."""
+    root = tmp_path / "data"
+    for split in EXPECTED_ROWS:
+        for hr, lr in dl.read_data_list(COMMITTED, split):
+            touch(root, *(p for p in (hr, lr) if p))
+    touch(root, *(f"DIV2K/DIV2K_train_LR_unknown/X4/{i:04d}x4.png" for i in range(1, 401)))
+    written = dl.create_data_lists(root, tmp_path / "lists")
+    assert set(written) == set(EXPECTED_ROWS)
+    for split, path in written.items():
+        assert path.read_text() == (COMMITTED / f"{split}_images.csv").read_text(), split
+        assert len(csv_text(path)) == EXPECTED_ROWS[split], split
+
+
+def test_committed_lists_name_the_standard_images():
+    stems = {s: [Path(hr).stem for hr, _ in dl.read_data_list(COMMITTED, s)] for s in EXPECTED_ROWS}
+    assert stems["train"] == [f"{i:04d}" for i in range(1, 801)]
+    assert stems["valid"] == stems["valid_unknown"] == [f"{i:04d}" for i in range(801, 901)]
+    assert stems["unpaired_hr"] == [f"{i:04d}" for i in range(1, 401)]
+    assert stems["Urban100"] == [f"img_{i:03d}" for i in range(1, 101)]
+    assert sorted(stems["Set5"]) == ["baby", "bird", "butterfly", "head", "woman"]
+    b100 = stems["B100"]          # BSDS300 test ids (iids_test.txt), e.g. 3096, 8023, 101085
+    assert len(set(b100)) == 100 and all(s.isdigit() for s in b100)
+    assert {"3096", "8023", "12084", "101085", "385039"} <= set(b100)
+
+
+def test_committed_set14_matches_the_shared_benchmark(shared_benchmarks):
+    names = sorted(p.stem for p in (shared_benchmarks / "Set14" / "HR").glob("*.png"))
+    assert sorted(Path(hr).stem for hr, _ in dl.read_data_list(COMMITTED, "Set14")) == names
