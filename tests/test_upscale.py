@@ -239,3 +239,15 @@ def test_command(tmp_path, capsys):
     assert upscale.main(["--checkpoint", "bicubic", "--scale", "4", "--input", str(d), "--out", str(tmp_path / "o3")]) == 2
     err = capsys.readouterr().err
     assert re.search(r"upscale: error: cannot read image .*bad\.png", err), err
+
+
+def test_set5_deliverable_bicubic_matches_published(shared_benchmarks, tmp_path):
+    """The real Set5 through the same path the notebook takes: bicubic lands on 28.42 / 0.8104."""
+    from course_sr.evaluate import image_pairs
+
+    images = image_pairs("Set5", shared_benchmarks, scale=4)
+    res = super_resolve_set({"bicubic": "bicubic"}, images, tmp_path / "Set5", sheets=False, progress=False)
+    assert sorted(p.stem for p in (tmp_path / "Set5" / "bicubic").iterdir()) == \
+        ["baby", "bird", "butterfly", "head", "woman"]
+    p, s = res["mean"]["bicubic"]
+    assert p == pytest.approx(28.42, abs=0.015) and s == pytest.approx(0.8104, abs=0.001)
