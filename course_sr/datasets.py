@@ -12,9 +12,10 @@ the decoded pixels live:
 - ``"memory"`` (default): one flat uint8 buffer in RAM, filled before the DataLoader workers fork,
   so workers share it copy-on-write (one Python object, the pages are never written: no copies).
   Cost: H*W*3 bytes per HR image + 1/16 of that for its x4 LR. DIV2K train (800 HR + 800 LR x4)
-  is about 7.0 GB (HR 6.6 + LR 0.4); the estimate is logged before decoding, a warning is given
-  when it exceeds 80% of the available RAM, and ``config.cache_max_gb`` makes it a hard limit.
-  Colab's ~12 GB holds it; when RAM is short use ``"disk"``. (Workers started with "spawn"/
+  is about 7 GB (~6.6 HR + ~0.4 LR at ~2040x1360 px each); the exact figure, from the file
+  headers, is logged (and kept in ``cache_bytes``) before decoding, a warning is given when it
+  exceeds 80% of the available RAM, and ``config.cache_max_gb`` makes it a hard limit. Colab's
+  ~12.7 GB holds it with ~5 GB to spare; when RAM is short use ``"disk"``. (Workers started with "spawn"/
   "forkserver" would each receive a pickled COPY; ``make_train_loader`` uses "fork" on Linux.)
 - ``"disk"``: a one-time conversion to ONE raw ``.npy`` file per (split, HR|LR) under
   ``config.cache_dir`` (default ``<data_root>/.cache_npy``), memory-mapped read-only
@@ -32,6 +33,12 @@ and ``k`` may exceed ``len`` (image and patch slot are taken from ``k % len``, t
 augmentation from ``k`` itself): ``ResumableBatchSampler`` hands out ever-growing counters, so
 every epoch draws fresh crops, and a resumed run or any number of workers reproduces the same
 batches exactly.
+
+Batches: ``make_train_loader`` pairs ``ResumableBatchSampler`` (infinite, resumable, each of R
+processes its share of every global batch) with ``TrainLoader``, whose workers build whole
+batches (``SRDataset.get_batch``) straight into a shared ring of batch buffers allocated once:
+on 2 CPUs the per-batch shared-memory allocation of a standard DataLoader, not the cropping,
+is the limit (``benchmarks/bench_data.py`` measures both).
 
 Test splits: whole images; HR is cropped TOP-LEFT to ``scale * LR size`` (a multiple of the
 scale). Top-left is how the MATLAB LR files of the benchmarks were made (HR cropped top-left,
@@ -640,7 +647,7 @@ class TrainLoader(DataLoader):
             if self.fetcher.ring is None:
                 batch = got
             else:                                   # copy out now: the slot is reused later
-                batch = tuple(torch.empty_like(v, pin_memory=self.pin).copy_(v)
+                batch = tuple(torch.empty(v.shape, dtype=v.dtype, pin_memory=self.pin).copy_(v)
                               for v in self.fetcher.views(got, ring_batch))
             if self.pin and self.fetcher.ring is None:
                 batch = tuple(t.pin_memory() for t in batch)

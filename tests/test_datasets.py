@@ -220,10 +220,11 @@ def test_sampler_rejects_bad_arguments(kwargs, match):
 
 def test_loader_batches_do_not_depend_on_workers_and_resume(random_set):
     ds = SRDataset("train", config(random_set))
-    expect = [ds.get_batch(b) for b in take(ResumableBatchSampler(len(ds), 4, seed=3), 6)]
+    # 25 batches: the ring of 2 workers x prefetch 4 + 2 slots is reused twice
+    expect = [ds.get_batch(b) for b in take(ResumableBatchSampler(len(ds), 4, seed=3), 25)]
     for workers in (0, 2):
         it = iter(make_train_loader(ds, config(random_set, workers=workers)))
-        got = [next(it) for _ in range(6)]
+        got = [next(it) for _ in range(25)]
         assert all(torch.equal(g[0], e[0]) and torch.equal(g[1], e[1]) for g, e in zip(got, expect)), workers
     it = iter(make_train_loader(ds, config(random_set), start_iter=4))
     assert all(torch.equal(x, y) for x, y in zip(next(it), expect[4]))
