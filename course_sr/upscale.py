@@ -268,13 +268,16 @@ def comparison_figure(lr: np.ndarray, panels: Mapping[str, np.ndarray], hr: np.n
 # A whole set (Set5): the human-evaluation deliverable
 # --------------------------------------------------------------------------------------
 def _load_method(method: Any, device: Any) -> Any:
-    """``"bicubic"`` stays; a checkpoint path becomes its generator; a network stays."""
+    """``"bicubic"`` stays; a checkpoint path becomes its generator (on ``device``, default: CUDA
+    when available); a network stays where it is."""
     if isinstance(method, str) and method == BICUBIC:
         return method
     if isinstance(method, (str, Path)):
         from course_sr.checkpoint import load_generator
 
-        return load_generator(method, device="cpu" if device is None else device)[0]
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return load_generator(method, device=device)[0]
     return method
 
 
@@ -288,7 +291,8 @@ def super_resolve_set(methods: Mapping[str, Any], images: Sequence[tuple[str, An
     or 4 with bicubic only). ``images``: ``[(name, hr_path or None, lr_path)]``, the order of
     ``course_sr.evaluate.image_pairs(set, data_root)``, which finds a set's files. Writes ``out_dir/<method>/<name>.png`` (full resolution),
     ``out_dir/sheets/<name>.png`` and, when any HR is given, ``out_dir/metrics.csv``
-    (image, method, psnr, ssim) and (``write_hr``) ``out_dir/HR/<name>.png``, the HR cropped to
+    (image, method, psnr, ssim, of the images as written: a gray image's SR is scored as the gray
+    file it becomes) and (``write_hr``) ``out_dir/HR/<name>.png``, the HR cropped to
     the SR size: the reference a rating pack can include, as the paper's MOS test did.
     Returns ``{"dirs": {method: path} (+ "HR"), "sheets": [paths],
     "metrics": {name: {method: (psnr, ssim)}}, "mean": {method: (psnr, ssim)}, "csv": path | None}``.
@@ -371,11 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--half", action="store_true", help="float16 inference (CUDA only)")
     args = p.parse_args(argv)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        model = _load_method(args.checkpoint, args.device)
+        model = _load_method(args.checkpoint, device)
         method_scale(model, args.scale)
         src = Path(args.input)
-        kw = dict(scale=args.scale, tile=args.tile, device=args.device, half=args.half)
+        kw = dict(scale=args.scale, tile=args.tile, device=device, half=args.half)
         if src.is_dir():
             written = upscale_folder(model, src, args.out, **kw)
         elif src.is_file():
