@@ -1,0 +1,521 @@
+"""One schedule runner: SRResNet (stage 1) then SRGAN (stage 2) from a config, resumable exactly.
+
+    >>> from course_sr.config import get_config
+    >>> result = run(get_config("quick"), "runs/quick")         # doctest: +SKIP
+
+or, the same from a shell (the notebook and the command call this same function)::
+
+    python -m course_sr train --config quick --out runs/quick [--max-iters N] [--resume CKPT]
+                              [--set key=value ...]
+
+The schedule is counted in iterations (one batch each), not epochs: stage ``pretrain`` runs
+``pretrain_iters`` steps of :func:`~course_sr.solver.pretrain_step`, then stage ``gan`` runs
+``gan_iters`` steps of :func:`~course_sr.solver.gan_step` starting from the stage-1 generator
+(or from ``config.init_from``, a stage-1 checkpoint, in which case this run skips stage 1).
+``iteration`` counts both stages together; the history and checkpoints use it.
+
+Run directory::
+
+    config.yaml  log.txt  events/                  (course_sr.records.RunRecords)
+    checkpoints/last.pt                            every ckpt_every iterations and at the end
+    checkpoints/best.pt                            best validation PSNR *of the current stage*
+    checkpoints/pretrain_end.pt, gan_end.pt        at each stage end (evaluate these two)
+    samples/<stage>_<iteration>.png                LR (bicubic) | SR | HR of the validation images
+
+Resuming (``resume=path`` or ``resume="auto"`` for ``<out_dir>/checkpoints/last.pt`` when it
+exists) restores weights, optimisers, schedulers, grad scaler, history and every RNG, and the
+data stream restarts at the same batch (``make_train_loader(start_iter=...)``): on CPU a run
+stopped after k iterations and resumed is bit-identical to one that never stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from easydict import EasyDict
+from tqdm import tqdm
+
+from .checkpoint import (NonFiniteError, capture_rng_state, load_checkpoint, restore_rng_state,
+                         save_checkpoint)
+from .config import finalize, get_config, to_plain
+from .models import build_discriminator, build_generator, build_vgg, count_parameters
+from .solver import (ContentLoss, Precision, gan_step, make_gan_optimizers, make_pretrain_optimizer,
+                     pretrain_step)
+from .utils import convert_image, seed_everything
+
+STAGES = ("pretrain", "gan")
+
+
+# --------------------------------------------------------------------------------------
+# Small helpers (public: the CycleSR runner uses them too)
+# --------------------------------------------------------------------------------------
+def dist_info() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process: (0, 1) unless torch.distributed is initialised."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else as torch.device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def data_config(config: Mapping[str, Any]) -> EasyDict:
+    """A copy of ``config`` whose data paths are filled in (the embedded sample when None)."""
+    from .sample import resolve_data
+
+    return resolve_data(EasyDict(copy.deepcopy(dict(config))))
+
+
+def centre_crop_pair(lr: torch.Tensor, hr: torch.Tensor, hr_size: int, scale: int):
+    """Aligned centre crops: ``hr`` (3, H, W) to at most ``hr_size`` (a multiple of ``scale``),
+    ``lr`` (3, H/s, W/s) to ``hr_size / scale``. ``hr_size`` 0 keeps the whole images."""
+    if not hr_size:
+        return lr, hr
+    c = hr_size // scale
+    h, w = lr.shape[-2:]
+    ch, cw = min(c, h), min(c, w)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    lr = lr[..., top:top + ch, left:left + cw]
+    hr = hr[..., top * scale:(top + ch) * scale, left * scale:(left + cw) * scale]
+    return lr, hr
+
+
+def to_uint8(img: torch.Tensor, source: str) -> np.ndarray:
+    """(3, H, W) float tensor in ``source`` range -> (H, W, 3) uint8 (rounded, clipped)."""
+    x = convert_image(img.detach().float().cpu(), source, "[0, 255]").round().clamp(0, 255)
+    return x.to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+class WindowMeans:
+    """Sums of logged tensors since the last report, kept on the device (no sync per step)."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.n = 0
+
+    def add(self, values: Mapping[str, torch.Tensor]) -> None:
+        for k, v in values.items():
+            self.sums[k] = self.sums[k] + v.float() if k in self.sums else v.float().clone()
+        self.n += 1
+
+    def check(self, where: str) -> None:
+        """Raise NonFiniteError naming the first NaN/inf value since the last report."""
+        for k, v in self.sums.items():
+            if not bool(torch.isfinite(v)):
+                raise NonFiniteError(f"{k} became {float(v)} {where}")
+
+    def pop(self, where: str) -> dict[str, float]:
+        self.check(where)
+        out = {k: float(v) / self.n for k, v in self.sums.items()}
+        self.sums, self.n = {}, 0
+        return out
+
+    # In checkpoints, so a run resumed between two reports logs the same means.
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": {k: v.detach().cpu() for k, v in self.sums.items()}, "n": self.n}
+
+    def load_state_dict(self, state: Mapping[str, Any], device: torch.device) -> None:
+        self.sums = {k: v.to(device) for k, v in state["sums"].items()}
+        self.n = int(state["n"])
+
+
+# --------------------------------------------------------------------------------------
+# The SRGAN schedule
+# --------------------------------------------------------------------------------------
+class SRGANTraining:
+    """Everything one SRGAN run holds (networks, optimisers, data, records) and its stages.
+
+    ``run()`` below is the way in; this class exists so the state a checkpoint must capture
+    lives in one place (:meth:`state_dict` / :meth:`load_state_dict`).
+    """
+
+    def __init__(self, config: EasyDict, out_dir: Path, records, device: torch.device):
+        self.cfg, self.out_dir, self.records, self.device = config, out_dir, records, device
+        self.rank, self.world = dist_info()
+        self.is_main = self.rank == 0                 # only rank 0 validates, logs, saves
+        self.ckpt_dir = out_dir / "checkpoints"
+        cuda = device.type == "cuda"
+        self.channels_last = bool(config.channels_last) and cuda
+        if cuda:
+            torch.backends.cudnn.benchmark = bool(config.cudnn_benchmark)
+        self.precision = Precision(device, enabled=bool(config.amp))
+
+        # Stage bounds in global iterations. init_from: stage 1 was done by another run.
+        n_pre = 0 if config.init_from else int(config.pretrain_iters)
+        self.bounds = {"pretrain": (0, n_pre), "gan": (n_pre, n_pre + int(config.gan_iters))}
+        self.total = n_pre + int(config.gan_iters)
+        self.iteration, self.stage, self.best_psnr = 0, STAGES[0], float("-inf")
+        self.window = WindowMeans()
+
+        seed_everything(config.seed)
+        self.generator = self._to_device(build_generator(config)).train()
+        self.discriminator = self.vgg = self.content_loss = None
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+
+    def init_generator_from(self, path: str | os.PathLike) -> None:
+        """Start from the generator of another run's checkpoint (``config.init_from``)."""
+        from .checkpoint import load_generator
+
+        init, info = load_generator(path)
+        self.generator.load_state_dict(init.state_dict())
+        self.records.log(f"generator initialised from {path} ({info['stage']} stage, iteration "
+                         f"{info['iteration']}); stage 1 (pretrain) is skipped in this run")
+
+    def _to_device(self, model: torch.nn.Module) -> torch.nn.Module:
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    # ---------------------------------------------------------------- stages
+    def setup_stage(self, stage: str) -> None:
+        """Build the optimisers of ``stage`` (and D and the VGG for the GAN stage)."""
+        cfg = self.cfg
+        self.stage = stage
+        if stage == "pretrain":
+            self.optimizers = {"g": make_pretrain_optimizer(self.generator, cfg)}
+            self.schedulers = {}
+        else:
+            if cfg.vgg_weights == "random" and not cfg.allow_random_vgg:
+                raise ValueError("vgg_weights='random' gives a meaningless content loss: the SRGAN stage "
+                                 "needs the ImageNet VGG19 (vgg_weights='imagenet'). For tests or the quick "
+                                 "mode only, set allow_random_vgg=True.")
+            # D's initial weights come from their own seed, so a run resumed at the stage boundary
+            # builds exactly the same D as one that never stopped (and stage-1 checkpoints need
+            # not carry an unused D).
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(cfg.seed) + 1)
+                self.discriminator = self._to_device(build_discriminator(cfg)).train()
+            self.vgg = self._to_device(build_vgg(cfg))
+            self.content_loss = ContentLoss(self.vgg, cfg.vgg_rescale)
+            opt_g, opt_d, sched_g, sched_d = make_gan_optimizers(self.generator, self.discriminator, cfg)
+            self.optimizers, self.schedulers = {"g": opt_g, "d": opt_d}, {"g": sched_g, "d": sched_d}
+        self.best_psnr = float("-inf")                 # "best" is per stage (GAN PSNR < SRResNet PSNR)
+        self.window = WindowMeans()                    # losses since the last history entry
+
+    def step(self, lr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One iteration of the current stage on a batch from the loader (both in [0, 1])."""
+        cfg = self.cfg
+        lr = lr.to(self.device, non_blocking=True)                                   # [0, 1]
+        hr = convert_image(hr.to(self.device, non_blocking=True), "[0, 1]", "[-1, 1]")  # [-1, 1]
+        if self.channels_last:
+            lr, hr = lr.contiguous(memory_format=torch.channels_last), hr.contiguous(memory_format=torch.channels_last)
+        if self.stage == "pretrain":
+            out = pretrain_step(lr, hr, self.generator, self.optimizers["g"], self.precision)
+        else:
+            out = gan_step(lr, hr, self.generator, self.discriminator, self.optimizers["g"], self.optimizers["d"],
+                           self.content_loss, self.precision, beta=cfg.beta, content_weight=cfg.content_weight,
+                           pixel_weight=cfg.pixel_weight, g_steps=int(cfg.g_steps), d_steps=int(cfg.d_steps))
+        for s in self.schedulers.values():
+            s.step()
+        return out
+
+    def lr_now(self) -> float:
+        return float(self.optimizers["g"].param_groups[0]["lr"])
+
+    # ---------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        models = {"generator": self.generator.state_dict()}
+        if self.discriminator is not None:
+            models["discriminator"] = self.discriminator.state_dict()
+        scaler = self.precision.scaler
+        return {"method": "srgan", "stage": self.stage, "iteration": self.iteration,
+                "config": to_plain(self.cfg), "arch": {"generator": str(self.cfg.generator)},
+                "models": models,
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "history": self.records.state_dict(), "rng": capture_rng_state(),
+                "best_psnr": self.best_psnr, "window": self.window.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any], same_stage: bool = True) -> None:
+        """Restore from a checkpoint. The networks and the grad scaler always; the optimisers,
+        schedulers and best PSNR only when the checkpoint was written inside the current stage
+        (at a stage boundary the new stage starts with fresh ones, as an unbroken run does)."""
+        self.generator.load_state_dict(state["models"]["generator"])
+        if self.discriminator is not None and "discriminator" in state["models"]:
+            self.discriminator.load_state_dict(state["models"]["discriminator"])
+        if state.get("scaler") and self.precision.scaler.is_enabled():
+            self.precision.scaler.load_state_dict(state["scaler"])
+        if not same_stage:
+            return
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        self.best_psnr = float(state.get("best_psnr", float("-inf")))
+        if "window" in state:
+            self.window.load_state_dict(state["window"], self.device)
+
+    def save(self, *names: str) -> list[Path]:
+        """Write the current state as ``checkpoints/<name>.pt`` for each name (rank 0 only)."""
+        if not self.is_main:
+            return []
+        state = self.state_dict()
+        return [save_checkpoint(state, self.ckpt_dir / f"{name}.pt") for name in names]
+
+    # ---------------------------------------------------------------- validation
+    def validation_set(self, data_cfg: EasyDict) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The first ``val_images`` of ``val_split``, centre-cropped to ``val_crop``: (lr, hr) in [0, 1]."""
+        from .datasets import SRDataset
+
+        ds = SRDataset(self.cfg.val_split, data_cfg)
+        n = min(int(self.cfg.val_images), len(ds))
+        return [centre_crop_pair(*ds[i], int(self.cfg.val_crop), int(self.cfg.scaling_factor)) for i in range(n)]
+
+    @torch.no_grad()
+    def validate(self, images) -> tuple[dict[str, float], np.ndarray]:
+        """Mean Y-channel PSNR/SSIM (shave = scale) and a grid LR(bicubic) | SR | HR, one row per image."""
+        from .metrics import psnr_ssim
+
+        self.generator.eval()                       # BatchNorm uses its running statistics
+        scale, rows, scores = int(self.cfg.scaling_factor), [], []
+        for lr, hr in images:
+            sr = self.generator(lr.unsqueeze(0).to(self.device))[0]            # (3, H, W) in output_range
+            sr_u8, hr_u8 = to_uint8(sr, self.generator.output_range), to_uint8(hr, "[0, 1]")
+            scores.append(psnr_ssim(sr_u8, hr_u8, scale))
+            bicubic = F.interpolate(lr.unsqueeze(0), scale_factor=scale, mode="bicubic", align_corners=False)[0]
+            rows.append(np.concatenate([to_uint8(bicubic.clamp(0, 1), "[0, 1]"), sr_u8, hr_u8], axis=1))
+        self.generator.train()
+        width = max(r.shape[1] for r in rows)
+        grid = np.concatenate([np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
+        psnr, ssim = (float(np.mean(v)) for v in zip(*scores))
+        return {"val_psnr": psnr, "val_ssim": ssim}, grid
+
+
+def _run_srgan(cfg: EasyDict, out_dir: Path, records, max_iters: int | None, ckpt: Mapping[str, Any] | None,
+               resume_path: Path | None) -> dict[str, Any]:
+    device = resolve_device(cfg.device)
+    t = SRGANTraining(cfg, out_dir, records, device)
+    start_iter = int(ckpt["iteration"]) if ckpt else 0
+    t.iteration = start_iter
+    if cfg.init_from and not ckpt:
+        t.init_generator_from(cfg.init_from)
+    if ckpt:
+        records.load_state_dict(ckpt["history"], source=resume_path, iteration=start_iter)
+    records.log(f"device {device}, {t.precision}, channels_last={t.channels_last}; "
+                f"generator {cfg.generator}: {count_parameters(t.generator):,} parameters; "
+                f"batch {cfg.batch_size} per process x {t.world} process(es)")
+
+    from .datasets import SRDataset, make_train_loader
+
+    data_cfg = data_config(cfg)
+    train_set = SRDataset(cfg.train_split, data_cfg)
+    loader = make_train_loader(train_set, data_cfg, start_iter=start_iter, num_replicas=t.world, rank=t.rank)
+    batches = iter(loader)
+    val_images = t.validation_set(data_cfg) if t.is_main else []
+
+    stop_at = t.total if max_iters is None else min(t.total, start_iter + int(max_iters))
+    ends: dict[str, str] = {}
+    for stage in STAGES:
+        begin, end = t.bounds[stage]
+        if t.iteration >= end or t.iteration >= stop_at:
+            continue
+        t.setup_stage(stage)
+        if ckpt:   # the first stage after a resume: weights (and, inside a stage, optimisers) + RNG
+            t.load_state_dict(ckpt, same_stage=ckpt["stage"] == stage and t.iteration > begin)
+            restore_rng_state(ckpt["rng"])
+            ckpt = None
+        if stage == "gan":
+            records.log(f"stage gan: discriminator {count_parameters(t.discriminator):,} parameters, "
+                        f"content loss VGG{cfg.vgg_i}{cfg.vgg_j} ({cfg.vgg_weights} weights), beta={cfg.beta}")
+        _run_stage(t, stage, begin, end, stop_at, batches, val_images)
+        if t.iteration == end:
+            ends[stage] = str(t.save("last", f"{stage}_end")[-1]) if t.is_main else ""
+            records.log(f"stage {stage} done at iteration {end}: {t.ckpt_dir / (stage + '_end.pt')}")
+        else:
+            t.save("last")
+            records.log(f"stopped at iteration {t.iteration} (max_iters); resume with "
+                        f"--resume {t.ckpt_dir / 'last.pt'}")
+            break
+    if t.iteration == t.total and t.total == start_iter:
+        records.log(f"nothing to do: the schedule ({t.total} iterations) is already complete")
+    best = t.ckpt_dir / "best.pt"
+    return {"out_dir": str(out_dir), "iteration": t.iteration, "stage": t.stage, "finished": t.iteration == t.total,
+            "last": str(t.ckpt_dir / "last.pt"), "best": str(best) if best.exists() else None,
+            "best_psnr": t.best_psnr if np.isfinite(t.best_psnr) else None, "stage_ends": ends,
+            "history": records.state_dict()}
+
+
+def _run_stage(t: SRGANTraining, stage: str, begin: int, end: int, stop_at: int, batches, val_images) -> None:
+    cfg, records = t.cfg, t.records
+    window, tick = t.window, time.time()
+    stop = min(end, stop_at)
+    bar = tqdm(total=end - begin, initial=t.iteration - begin, desc=stage, dynamic_ncols=True,
+               disable=not t.is_main, mininterval=1.0)
+    try:
+        while t.iteration < stop:
+            lr, hr = next(batches)
+            out = t.step(lr, hr)
+            t.iteration += 1
+            local = t.iteration - begin
+            window.add(out)
+            where = f"in stage {stage} between iterations {t.iteration - window.n + 1} and {t.iteration}"
+            last_of_stage = t.iteration == end
+            try:
+                if local % cfg.log_every == 0 or last_of_stage:
+                    n, lr_now = window.n, t.lr_now()
+                    values = window.pop(where)
+                    values["it_per_s"] = n / max(time.time() - tick, 1e-9)
+                    tick = time.time()
+                    values["lr"] = lr_now
+                    records.scalars(t.iteration, values, stage=stage)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k.startswith(("loss", "d_"))})
+                if t.is_main and val_images and (local % cfg.val_every == 0 or last_of_stage):
+                    scores, grid = t.validate(val_images)
+                    records.scalars(t.iteration, scores, stage=stage)
+                    records.image(stage, t.iteration, grid, save_png=True)
+                    note = ""
+                    if scores["val_psnr"] > t.best_psnr:
+                        t.best_psnr = scores["val_psnr"]
+                        t.save("best")
+                        note = " (best of this stage, saved best.pt)"
+                    records.log(f"[{stage} {t.iteration}] val PSNR {scores['val_psnr']:.2f} dB, "
+                                f"SSIM {scores['val_ssim']:.4f}{note}")
+                if local % cfg.ckpt_every == 0 and not last_of_stage:
+                    window.check(where)
+                    t.save("last")
+            except NonFiniteError as err:
+                last = t.ckpt_dir / "last.pt"
+                kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+                msg = (f"non-finite value, stopping stage {stage}: {err}. Weights after this point are "
+                       f"not saved; {kept}. Lower the learning rate(s) or check the data, then resume.")
+                records.log(msg)
+                raise NonFiniteError(msg) from err
+            bar.update(1)
+    finally:
+        bar.close()
+        records.flush()
+
+
+# --------------------------------------------------------------------------------------
+# The entry point
+# --------------------------------------------------------------------------------------
+def run(config: Mapping[str, Any] | None, out_dir: str | os.PathLike, max_iters: int | None = None,
+        resume: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Run (or continue) the schedule of ``config.method`` in ``out_dir``; return a summary dict.
+
+    Args:
+        config: a config from ``get_config`` (None: the resumed checkpoint's own config).
+        out_dir: the run directory (created; see the module docstring for its layout).
+        max_iters: stop after this many more iterations (both stages together) and write
+            ``last.pt``; None runs the schedule to its end.
+        resume: a checkpoint to continue from, or ``"auto"``: ``<out_dir>/checkpoints/last.pt``
+            when it exists (re-running the same notebook cell after a disconnect just continues).
+
+    Returns ``{"out_dir", "iteration", "stage", "finished", "last", "best", "best_psnr",
+    "stage_ends", "history"}``. Raises NonFiniteError when a loss or weight becomes NaN/inf
+    (the last good checkpoint is kept), ValueError for an SRGAN stage with random VGG weights
+    unless ``allow_random_vgg``.
+    """
+    from .records import RunRecords
+
+    out_dir = Path(out_dir)
+    if resume == "auto":
+        auto = out_dir / "checkpoints" / "last.pt"
+        resume = auto if auto.exists() else None
+    ckpt = load_checkpoint(resume) if resume is not None else None
+    if config is None:
+        if ckpt is None:
+            raise ValueError("run() needs a config, or a checkpoint to resume (its config is used)")
+        config = ckpt["config"]
+    cfg = finalize(EasyDict(copy.deepcopy(dict(config))))
+    if ckpt is not None and ckpt.get("method", cfg.method) != cfg.method:
+        raise ValueError(f"{resume} is a {ckpt.get('method')!r} checkpoint, but config.method is {cfg.method!r}")
+    rank, _ = dist_info()
+    records = RunRecords(out_dir, cfg, resume=ckpt is not None, is_main=rank == 0)
+    try:
+        if cfg.method == "srgan":
+            return _run_srgan(cfg, out_dir, records, max_iters, ckpt, Path(resume) if resume else None)
+        elif cfg.method == "cyclesr":
+            from .cyclesr import run_cyclesr
+
+            return run_cyclesr(cfg, out_dir, records, max_iters=max_iters, resume=resume)
+        elif cfg.method == "dual":
+            from .cyclesr import run_dual
+
+            return run_dual(cfg, out_dir, records, max_iters=max_iters, resume=resume)
+        raise ValueError(f"unknown method {cfg.method!r}")
+    finally:
+        records.close()
+
+
+# --------------------------------------------------------------------------------------
+# Curves
+# --------------------------------------------------------------------------------------
+def load_history(source: Mapping[str, Any] | str | os.PathLike) -> dict[str, list]:
+    """A run's history from a history dict, a checkpoint file, or a run directory (its last.pt)."""
+    if isinstance(source, Mapping):
+        return dict(source.get("history", source))
+    path = Path(source)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt"
+    return load_checkpoint(path)["history"]
+
+
+def plot_history(source: Mapping[str, Any] | str | os.PathLike, keys=None, out_path=None):
+    """Loss, D(HR)/D(SR), lr and validation PSNR/SSIM curves of a run, one panel per quantity.
+
+    ``source``: a history dict, a ``run()`` result, a checkpoint path or a run directory.
+    Returns a matplotlib Figure (see ``course_sr.records.plot_history``).
+    """
+    from .records import plot_history as _plot
+
+    history = load_history(source)
+    if keys is None:       # the interesting ones first; it_per_s is for the log, not the plot
+        keys = [k for k in history if not k.endswith("/it_per_s")]
+    return _plot(history, keys=keys, out_path=out_path)
+
+
+# --------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = float(value) if any(c in value.lower() for c in ".e") else int(value)
+        except ValueError:             # not a number: booleans, null, lists, strings as YAML reads them
+            out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m course_sr train --config quick|PATH --out DIR [--max-iters N] [--resume CKPT]``."""
+    p = argparse.ArgumentParser(prog="python -m course_sr train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", help="a preset (quick, colab, paper, ...) or a YAML/JSON file; "
+                                    "optional with --resume (the checkpoint's config is used)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--max-iters", type=int, default=None, help="stop after N more iterations (writes last.pt)")
+    p.add_argument("--resume", default=None, help="checkpoint to continue from, or 'auto' (<out>/checkpoints/last.pt)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. --set gan_iters=1000")
+    args = p.parse_args(argv)
+    overrides = _parse_set(args.set)
+    if args.config is None and args.resume is None:
+        p.error("--config is required unless --resume is given")
+    if args.config is None:
+        ckpt = load_checkpoint(args.resume) if args.resume != "auto" else \
+            load_checkpoint(Path(args.out) / "checkpoints" / "last.pt")
+        config = get_config(None, **{**{k: v for k, v in ckpt["config"].items() if k != "preset"}, **overrides})
+    else:
+        config = get_config(args.config, **overrides)
+    result = run(config, args.out, max_iters=args.max_iters, resume=args.resume)
+    print(f"iteration {result['iteration']} ({'finished' if result['finished'] else 'stopped'}); "
+          f"last checkpoint: {result['last']}")
+    return 0

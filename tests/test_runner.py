@@ -1,0 +1,156 @@
+"""The schedule runner on the embedded sample with tiny networks: exact resume, guards, command."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_sr import runner, solver
+from course_sr.checkpoint import NonFiniteError, load_checkpoint
+from course_sr.config import get_config
+
+
+def tiny(sample_root, **overrides):
+    base = dict(data_root=str(sample_root), csv_folder=str(sample_root / "data_lists"),
+                n_channels=8, n_blocks=1, d_n_channels=4, d_n_blocks=4, d_fc_size=8,
+                crop_size=16, batch_size=2, val_images=1, val_crop=32,
+                pretrain_iters=3, gan_iters=3, lr_pretrain=1e-3, log_every=2, val_every=100, ckpt_every=2,
+                tensorboard=False)
+    return get_config("quick", **{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def full_run(sample_root, tmp_path_factory):
+    """The uninterrupted reference run: 3 SRResNet + 3 SRGAN iterations."""
+    out = tmp_path_factory.mktemp("full")
+    return runner.run(tiny(sample_root), out), out
+
+
+def assert_same_state(a, b):
+    assert a["iteration"] == b["iteration"] and a["stage"] == b["stage"]
+    for net in ("generator", "discriminator"):
+        assert a["models"][net].keys() == b["models"][net].keys()
+        for k, v in a["models"][net].items():
+            assert torch.equal(v, b["models"][net][k]), f"{net}.{k} differs"
+    for name, opt in a["optimizers"].items():
+        for pid, st in opt["state"].items():
+            for k, v in st.items():
+                assert torch.equal(v, b["optimizers"][name]["state"][pid][k]), f"optimizer {name} {pid} {k}"
+    assert a["schedulers"] == b["schedulers"]
+
+
+def without_timing(history):
+    return {k: v for k, v in history.items() if not k.endswith("it_per_s")}
+
+
+def test_full_run_writes_the_documented_layout(full_run):
+    result, out = full_run
+    assert result["finished"] and result["iteration"] == 6 and result["stage"] == "gan"
+    names = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert names == ["best.pt", "gan_end.pt", "last.pt", "pretrain_end.pt"]
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["gan_6.png", "pretrain_3.png"]
+    assert (out / "config.yaml").is_file() and "stage gan done" in (out / "log.txt").read_text()
+    ckpt = load_checkpoint(out / "checkpoints" / "gan_end.pt")
+    h = ckpt["history"]
+    assert [s for s, _ in h["pretrain/loss"]] == [2, 3] and [s for s, _ in h["gan/loss_d"]] == [5, 6]
+    assert {"gan/loss_g", "gan/loss_content", "gan/loss_adv", "gan/d_hr", "gan/d_sr", "gan/lr",
+            "gan/val_psnr", "gan/val_ssim", "pretrain/val_psnr"} <= h.keys()
+    assert all(0 <= v <= 1 for _, v in h["gan/d_sr"])
+    assert "discriminator" not in load_checkpoint(out / "checkpoints" / "pretrain_end.pt")["models"]
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])      # inside stage 1, at the stage boundary, inside stage 2
+def test_resume_is_bit_identical(full_run, sample_root, tmp_path, k):
+    _, full_out = full_run
+    first = runner.run(tiny(sample_root), tmp_path, max_iters=k)
+    assert first["iteration"] == k and not first["finished"]
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["iteration"] == k
+    second = runner.run(None, tmp_path, resume=tmp_path / "checkpoints" / "last.pt")
+    assert second["finished"]
+    a = load_checkpoint(full_out / "checkpoints" / "gan_end.pt")
+    b = load_checkpoint(tmp_path / "checkpoints" / "gan_end.pt")
+    assert_same_state(a, b)
+    assert without_timing(a["history"]) == without_timing(b["history"])   # every step logged once
+
+
+def test_random_vgg_is_refused_for_the_gan_stage(sample_root, tmp_path):
+    cfg = tiny(sample_root, pretrain_iters=0, allow_random_vgg=False)
+    with pytest.raises(ValueError, match="vgg_weights='random'.*allow_random_vgg=True"):
+        runner.run(cfg, tmp_path)
+
+
+@pytest.mark.parametrize("log_every", [1, 100])   # found at a log point, or before a checkpoint
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(sample_root, tmp_path, monkeypatch, log_every):
+    calls = {"n": 0}
+    real = solver.pixel_loss
+
+    def poisoned(pred, target):       # iteration 3 produces NaN (and NaN weights after its step)
+        calls["n"] += 1
+        loss = real(pred, target)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(solver, "pixel_loss", poisoned)
+    cfg = tiny(sample_root, pretrain_iters=6, log_every=log_every, ckpt_every=2)
+    with pytest.raises(NonFiniteError, match=r"stopping stage pretrain: loss became nan.*last good checkpoint"):
+        runner.run(cfg, tmp_path)
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert last["iteration"] == 2
+    assert all(torch.isfinite(v).all() for v in last["models"]["generator"].values())
+    assert "non-finite value" in (tmp_path / "log.txt").read_text()
+
+
+def test_init_from_skips_stage_one(full_run, sample_root, tmp_path):
+    _, full_out = full_run
+    cfg = tiny(sample_root, init_from=str(full_out / "checkpoints" / "pretrain_end.pt"), gan_iters=2)
+    result = runner.run(cfg, tmp_path)
+    assert result["iteration"] == 2 and list(result["stage_ends"]) == ["gan"]
+    assert "stage 1 (pretrain) is skipped" in (tmp_path / "log.txt").read_text()
+
+
+def test_command_line_runs_and_resumes_with_auto(sample_root, tmp_path, capsys):
+    yaml_path = tmp_path / "tiny.yaml"
+    cfg = tiny(sample_root)
+    yaml_path.write_text("preset: quick\n" + "".join(
+        f"{k}: {v!r}\n" if isinstance(v, str) else f"{k}: {v}\n"
+        for k, v in cfg.items() if k in ("data_root", "csv_folder", "n_channels", "n_blocks", "d_n_channels",
+                                         "d_n_blocks", "d_fc_size", "crop_size", "batch_size", "val_images",
+                                         "val_crop", "tensorboard")))
+    out = tmp_path / "run"
+    assert runner.main(["--config", str(yaml_path), "--out", str(out), "--max-iters", "2",
+                        "--set", "pretrain_iters=2", "gan_iters=1", "lr_pretrain=1e-3"]) == 0
+    assert "iteration 2 (stopped)" in capsys.readouterr().out
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ckpt["config"]["lr_pretrain"] == 1e-3 and ckpt["config"]["n_channels"] == 8
+    assert runner.main(["--out", str(out), "--resume", "auto"]) == 0
+    assert "iteration 3 (finished)" in capsys.readouterr().out
+
+
+def test_plot_history_from_a_run_directory(full_run):
+    _, out = full_run
+    fig = runner.plot_history(out)
+    titles = {ax.get_title() for ax in fig.axes}
+    assert {"loss", "loss_d", "d_hr", "val_psnr", "lr"} <= titles and "it_per_s" not in titles
+
+
+def test_other_methods_are_delegated(sample_root, tmp_path, monkeypatch):
+    import course_sr.cyclesr as cyclesr
+
+    seen = {}
+
+    def fake(cfg, out_dir, records, max_iters=None, resume=None):
+        seen.update(method=cfg.method, out=out_dir, max_iters=max_iters, has_log=hasattr(records, "log"))
+        return {"iteration": 0}
+
+    monkeypatch.setattr(cyclesr, "run_cyclesr", fake)
+    assert runner.run(tiny(sample_root, method="cyclesr"), tmp_path, max_iters=5) == {"iteration": 0}
+    assert seen == {"method": "cyclesr", "out": tmp_path, "max_iters": 5, "has_log": True}
+
+
+def test_centre_crop_pair_is_aligned():
+    lr, hr = torch.arange(10 * 12).float().view(1, 10, 12), torch.zeros(1, 40, 48)
+    lr_c, hr_c = runner.centre_crop_pair(lr, hr, 16, 4)
+    assert lr_c.shape == (1, 4, 4) and hr_c.shape == (1, 16, 16)
+    assert lr_c[0, 0, 0] == 3 * 12 + 4                 # top-left of the centred 4 x 4 window
+    assert runner.centre_crop_pair(lr, hr, 0, 4)[1].shape == (1, 40, 48)
+    assert math.isclose(runner.centre_crop_pair(lr, hr, 400, 4)[0].numel(), lr.numel())
