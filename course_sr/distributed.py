@@ -17,8 +17,9 @@ What this module gives the runner (``course_sr.runner``):
 - :func:`wrap_model` wraps a network in DDP, optionally after :func:`convert_sync_batchnorm`;
   :func:`unwrap` gives the plain network back, so checkpoints hold plain state dicts (no
   ``module.`` prefix) and a checkpoint written by N processes loads on M, including 1.
-- :func:`barrier`, :func:`broadcast_object`, :func:`all_reduce_mean`, :func:`cleanup`: the few
-  collective calls the runner needs; each is a no-op (or the identity) in a single process.
+- :func:`barrier`, :func:`broadcast_object`, :func:`all_reduce_mean`, :func:`any_process`,
+  :func:`cleanup`: the few collective calls the runner needs; each is a no-op (or the
+  identity) in a single process.
 
 BatchNorm under DDP, the deliberate choice (``config.sync_bn``). Both the SRResNet and the
 discriminator have BatchNorm. Plain DDP normalises each process's batch by *its own* mean and
@@ -44,7 +45,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 
 __all__ = ["DistInfo", "init_distributed", "current", "cleanup", "barrier", "broadcast_object",
-           "all_reduce_mean", "AllReduceBatchNorm", "convert_sync_batchnorm", "wrap_model", "unwrap"]
+           "all_reduce_mean", "any_process", "AllReduceBatchNorm", "convert_sync_batchnorm", "wrap_model", "unwrap"]
 
 
 # --------------------------------------------------------------------------------------
@@ -197,6 +198,20 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
         return out
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out.div_(dist.get_world_size())
+
+
+def any_process(flag: bool) -> bool:
+    """True when ``flag`` is True on at least one process (``flag`` itself when single).
+
+    For decisions every process must take together: if one rank saw a NaN loss and stopped
+    alone, the others would wait forever in their next collective call.
+    """
+    if not _active():
+        return bool(flag)
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 # --------------------------------------------------------------------------------------
