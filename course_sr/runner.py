@@ -30,9 +30,9 @@ stopped after k iterations and resumed is bit-identical to one that never stoppe
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -161,6 +161,9 @@ class SRGANTraining:
 
         seed_everything(config.seed)
         self.generator = self._to_device(build_generator(config)).train()
+        # torch.compile (CUDA only): the steps call the compiled wrapper, which shares the
+        # parameters; checkpoints save the plain module. The first steps are slow (compiling).
+        self.g_forward = torch.compile(self.generator) if (config.compile and cuda) else self.generator
         self.discriminator = self.vgg = self.content_loss = None
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, Any] = {}
@@ -212,16 +215,18 @@ class SRGANTraining:
         if self.channels_last:
             lr, hr = lr.contiguous(memory_format=torch.channels_last), hr.contiguous(memory_format=torch.channels_last)
         if self.stage == "pretrain":
-            out = pretrain_step(lr, hr, self.generator, self.optimizers["g"], self.precision)
+            out = pretrain_step(lr, hr, self.g_forward, self.optimizers["g"], self.precision)
         else:
-            out = gan_step(lr, hr, self.generator, self.discriminator, self.optimizers["g"], self.optimizers["d"],
+            out = gan_step(lr, hr, self.g_forward, self.discriminator, self.optimizers["g"], self.optimizers["d"],
                            self.content_loss, self.precision, beta=cfg.beta, content_weight=cfg.content_weight,
                            pixel_weight=cfg.pixel_weight, g_steps=int(cfg.g_steps), d_steps=int(cfg.d_steps))
+        self.lr_used = self.lr_now()                 # what this iteration used (logged)
         for s in self.schedulers.values():
             s.step()
         return out
 
     def lr_now(self) -> float:
+        """The generator's learning rate for the next step."""
         return float(self.optimizers["g"].param_groups[0]["lr"])
 
     # ---------------------------------------------------------------- checkpoints
@@ -295,7 +300,7 @@ class SRGANTraining:
 
 
 def _run_srgan(cfg: EasyDict, out_dir: Path, records, max_iters: int | None, ckpt: Mapping[str, Any] | None,
-               resume_path: Path | None) -> dict[str, Any]:
+               resume_path: Path | None, stop_after: str | None = None) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     t = SRGANTraining(cfg, out_dir, records, device)
     start_iter = int(ckpt["iteration"]) if ckpt else 0
@@ -304,6 +309,11 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, max_iters: int | None, ckp
         t.init_generator_from(cfg.init_from)
     if ckpt:
         records.load_state_dict(ckpt["history"], source=resume_path, iteration=start_iter)
+        changed = {k: (v, to_plain(cfg).get(k)) for k, v in ckpt["config"].items()
+                   if k != "preset" and to_plain(cfg).get(k) != v}
+        if changed:
+            records.log("resumed with settings that differ from the checkpoint's (old -> new): " +
+                        ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
     records.log(f"device {device}, {t.precision}, channels_last={t.channels_last}; "
                 f"generator {cfg.generator}: {count_parameters(t.generator):,} parameters; "
                 f"batch {cfg.batch_size} per process x {t.world} process(es)")
@@ -317,6 +327,8 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, max_iters: int | None, ckp
     val_images = t.validation_set(data_cfg) if t.is_main else []
 
     stop_at = t.total if max_iters is None else min(t.total, start_iter + int(max_iters))
+    if stop_after is not None:
+        stop_at = min(stop_at, t.bounds[stop_after][1])
     ends: dict[str, str] = {}
     for stage in STAGES:
         begin, end = t.bounds[stage]
@@ -352,8 +364,10 @@ def _run_stage(t: SRGANTraining, stage: str, begin: int, end: int, stop_at: int,
     cfg, records = t.cfg, t.records
     window, tick = t.window, time.time()
     stop = min(end, stop_at)
+    # Redraw every second on a terminal; every 10 s in a notebook, whose saved output keeps
+    # each redraw.
     bar = tqdm(total=end - begin, initial=t.iteration - begin, desc=stage, dynamic_ncols=True,
-               disable=not t.is_main, mininterval=1.0)
+               disable=not t.is_main, mininterval=1.0 if sys.stderr.isatty() else 10.0)
     try:
         while t.iteration < stop:
             lr, hr = next(batches)
@@ -365,13 +379,14 @@ def _run_stage(t: SRGANTraining, stage: str, begin: int, end: int, stop_at: int,
             last_of_stage = t.iteration == end
             try:
                 if local % cfg.log_every == 0 or last_of_stage:
-                    n, lr_now = window.n, t.lr_now()
+                    n = window.n
                     values = window.pop(where)
                     values["it_per_s"] = n / max(time.time() - tick, 1e-9)
                     tick = time.time()
-                    values["lr"] = lr_now
+                    values["lr"] = t.lr_used
                     records.scalars(t.iteration, values, stage=stage)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k.startswith(("loss", "d_"))})
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k.startswith(("loss", "d_"))},
+                                    refresh=False)
                 if t.is_main and val_images and (local % cfg.val_every == 0 or last_of_stage):
                     scores, grid = t.validate(val_images)
                     records.scalars(t.iteration, scores, stage=stage)
@@ -403,7 +418,7 @@ def _run_stage(t: SRGANTraining, stage: str, begin: int, end: int, stop_at: int,
 # The entry point
 # --------------------------------------------------------------------------------------
 def run(config: Mapping[str, Any] | None, out_dir: str | os.PathLike, max_iters: int | None = None,
-        resume: str | os.PathLike | None = None) -> dict[str, Any]:
+        resume: str | os.PathLike | None = None, stop_after: str | None = None) -> dict[str, Any]:
     """Run (or continue) the schedule of ``config.method`` in ``out_dir``; return a summary dict.
 
     Args:
@@ -413,6 +428,8 @@ def run(config: Mapping[str, Any] | None, out_dir: str | os.PathLike, max_iters:
             ``last.pt``; None runs the schedule to its end.
         resume: a checkpoint to continue from, or ``"auto"``: ``<out_dir>/checkpoints/last.pt``
             when it exists (re-running the same notebook cell after a disconnect just continues).
+        stop_after: ``"pretrain"`` stops at the end of stage 1 (the notebook runs the stages in
+            two cells); None runs on. A later ``run(..., resume="auto")`` continues.
 
     Returns ``{"out_dir", "iteration", "stage", "finished", "last", "best", "best_psnr",
     "stage_ends", "history"}``. Raises NonFiniteError when a loss or weight becomes NaN/inf
@@ -437,7 +454,9 @@ def run(config: Mapping[str, Any] | None, out_dir: str | os.PathLike, max_iters:
     records = RunRecords(out_dir, cfg, resume=ckpt is not None, is_main=rank == 0)
     try:
         if cfg.method == "srgan":
-            return _run_srgan(cfg, out_dir, records, max_iters, ckpt, Path(resume) if resume else None)
+            if stop_after not in (None, *STAGES):
+                raise ValueError(f"stop_after must be None or one of {STAGES}, got {stop_after!r}")
+            return _run_srgan(cfg, out_dir, records, max_iters, ckpt, Path(resume) if resume else None, stop_after)
         elif cfg.method == "cyclesr":
             from .cyclesr import run_cyclesr
 

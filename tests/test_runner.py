@@ -57,13 +57,17 @@ def test_full_run_writes_the_documented_layout(full_run):
     assert {"gan/loss_g", "gan/loss_content", "gan/loss_adv", "gan/d_hr", "gan/d_sr", "gan/lr",
             "gan/val_psnr", "gan/val_ssim", "pretrain/val_psnr"} <= h.keys()
     assert all(0 <= v <= 1 for _, v in h["gan/d_sr"])
+    # lr as used by the logged iteration: x0.1 from GAN iteration round(0.5 * 3) + 1 = 3 (global 6)
+    assert [s for s, _ in h["gan/lr"]] == [5, 6]
+    assert h["gan/lr"][0][1] == pytest.approx(1e-4) and h["gan/lr"][1][1] == pytest.approx(1e-5)
     assert "discriminator" not in load_checkpoint(out / "checkpoints" / "pretrain_end.pt")["models"]
 
 
-@pytest.mark.parametrize("k", [2, 3, 4])      # inside stage 1, at the stage boundary, inside stage 2
-def test_resume_is_bit_identical(full_run, sample_root, tmp_path, k):
+# inside stage 1, at the stage boundary (as the notebook stops there), inside stage 2
+@pytest.mark.parametrize("stop, k", [(dict(max_iters=2), 2), (dict(stop_after="pretrain"), 3), (dict(max_iters=4), 4)])
+def test_resume_is_bit_identical(full_run, sample_root, tmp_path, stop, k):
     _, full_out = full_run
-    first = runner.run(tiny(sample_root), tmp_path, max_iters=k)
+    first = runner.run(tiny(sample_root), tmp_path, **stop)
     assert first["iteration"] == k and not first["finished"]
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["iteration"] == k
     second = runner.run(None, tmp_path, resume=tmp_path / "checkpoints" / "last.pt")
@@ -78,6 +82,16 @@ def test_random_vgg_is_refused_for_the_gan_stage(sample_root, tmp_path):
     cfg = tiny(sample_root, pretrain_iters=0, allow_random_vgg=False)
     with pytest.raises(ValueError, match="vgg_weights='random'.*allow_random_vgg=True"):
         runner.run(cfg, tmp_path)
+
+
+def test_resume_logs_changed_settings(full_run, sample_root, tmp_path):
+    import shutil
+
+    _, full_out = full_run
+    shutil.copy(full_out / "checkpoints" / "pretrain_end.pt", tmp_path / "stage1.pt")
+    result = runner.run(tiny(sample_root, gan_iters=1), tmp_path / "run", resume=tmp_path / "stage1.pt")
+    assert result["iteration"] == 4 and result["finished"]
+    assert "gan_iters: 3 -> 1" in (tmp_path / "run" / "log.txt").read_text()
 
 
 @pytest.mark.parametrize("log_every", [1, 100])   # found at a log point, or before a checkpoint
