@@ -115,14 +115,14 @@ def _group_device(kind: str, local_rank: int) -> torch.device:
 def current(device: str | torch.device = "auto") -> DistInfo:
     """The :class:`DistInfo` of this process without joining anything.
 
-    Reads the process group when one is initialised, else a single process on ``device``.
+    Reads the process group when one is initialised (NCCL: GPU ``LOCAL_RANK``; gloo: CPU, as
+    :func:`init_distributed` pairs them), else a single process on ``device``.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return DistInfo(device=_want_device(str(device)))
     rank, world = dist.get_rank(), dist.get_world_size()
     local = int(os.environ.get("LOCAL_RANK", rank))
-    kind = "cuda" if dist.get_backend() == "nccl" else _want_device(str(device)).type
-    return DistInfo(rank, world, local, _group_device(kind, local))
+    return DistInfo(rank, world, local, _group_device("cuda" if dist.get_backend() == "nccl" else "cpu", local))
 
 
 def init_distributed(config: Mapping[str, Any] | None = None) -> DistInfo:
