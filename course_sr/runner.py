@@ -46,6 +46,7 @@ from tqdm import tqdm
 from .checkpoint import (NonFiniteError, capture_rng_state, load_checkpoint, restore_rng_state,
                          save_checkpoint)
 from .config import finalize, get_config, to_plain
+from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed, wrap_model
 from .models import build_discriminator, build_generator, build_vgg, count_parameters
 from .solver import (ContentLoss, Precision, gan_step, make_gan_optimizers, make_pretrain_optimizer,
                      pretrain_step)
@@ -110,15 +111,27 @@ class WindowMeans:
             self.sums[k] = self.sums[k] + v.float() if k in self.sums else v.float().clone()
         self.n += 1
 
+    def _reduced(self) -> dict[str, torch.Tensor]:
+        # Under DDP: the mean over processes (every rank calls this at the same iterations), so
+        # the log shows the global batch and a NaN on any rank stops all of them together.
+        if not self.sums:
+            return {}
+        keys = sorted(self.sums)
+        values = all_reduce_mean(torch.stack([self.sums[k] for k in keys]))
+        return dict(zip(keys, values))
+
     def check(self, where: str) -> None:
         """Raise NonFiniteError naming the first NaN/inf value since the last report."""
-        for k, v in self.sums.items():
+        for k, v in self._reduced().items():
             if not bool(torch.isfinite(v)):
                 raise NonFiniteError(f"{k} became {float(v)} {where}")
 
     def pop(self, where: str) -> dict[str, float]:
-        self.check(where)
-        out = {k: float(v) / self.n for k, v in self.sums.items()}
+        sums = self._reduced()
+        for k, v in sums.items():
+            if not bool(torch.isfinite(v)):
+                raise NonFiniteError(f"{k} became {float(v)} {where}")
+        out = {k: float(sums[k]) / self.n for k in self.sums}   # in the order the step returned them
         self.sums, self.n = {}, 0
         return out
 
@@ -141,10 +154,11 @@ class SRGANTraining:
     lives in one place (:meth:`state_dict` / :meth:`load_state_dict`).
     """
 
-    def __init__(self, config: EasyDict, out_dir: Path, records, device: torch.device):
-        self.cfg, self.out_dir, self.records, self.device = config, out_dir, records, device
-        self.rank, self.world = dist_info()
-        self.is_main = self.rank == 0                 # only rank 0 validates, logs, saves
+    def __init__(self, config: EasyDict, out_dir: Path, records, info: DistInfo):
+        self.cfg, self.out_dir, self.records, self.info = config, out_dir, records, info
+        self.device = device = info.device
+        self.rank, self.world = info.rank, info.world_size
+        self.is_main = info.is_main                    # only rank 0 validates, logs, saves
         self.ckpt_dir = out_dir / "checkpoints"
         cuda = device.type == "cuda"
         self.channels_last = bool(config.channels_last) and cuda
@@ -157,13 +171,18 @@ class SRGANTraining:
         self.bounds = {"pretrain": (0, n_pre), "gan": (n_pre, n_pre + int(config.gan_iters))}
         self.total = n_pre + int(config.gan_iters)
         self.iteration, self.stage, self.best_psnr = 0, STAGES[0], float("-inf")
+        self.samples_seen = 0                          # training items consumed, all processes
         self.window = WindowMeans()
 
         seed_everything(config.seed)
         self.generator = self._to_device(build_generator(config)).train()
-        # torch.compile (CUDA only): the steps call the compiled wrapper, which shares the
-        # parameters; checkpoints save the plain module. The first steps are slow (compiling).
-        self.g_forward = torch.compile(self.generator) if (config.compile and cuda) else self.generator
+        # What the steps call: DDP around it under torchrun (identity otherwise; sync_bn turns its
+        # BatchNorms into synchronised ones in place), then torch.compile (CUDA, config.compile;
+        # the first steps are slow). All share the parameters; checkpoints save the plain module.
+        self.g_forward = wrap_model(self.generator, info, sync_bn=bool(config.sync_bn))
+        if config.compile and cuda:
+            self.g_forward = torch.compile(self.g_forward)
+        self.d_forward = None
         self.discriminator = self.vgg = self.content_loss = None
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, Any] = {}
@@ -200,6 +219,7 @@ class SRGANTraining:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(cfg.seed) + 1)
                 self.discriminator = self._to_device(build_discriminator(cfg)).train()
+            self.d_forward = wrap_model(self.discriminator, self.info, sync_bn=bool(cfg.sync_bn))
             self.vgg = self._to_device(build_vgg(cfg))
             self.content_loss = ContentLoss(self.vgg, cfg.vgg_rescale)
             opt_g, opt_d, sched_g, sched_d = make_gan_optimizers(self.generator, self.discriminator, cfg)
@@ -217,9 +237,11 @@ class SRGANTraining:
         if self.stage == "pretrain":
             out = pretrain_step(lr, hr, self.g_forward, self.optimizers["g"], self.precision)
         else:
-            out = gan_step(lr, hr, self.g_forward, self.discriminator, self.optimizers["g"], self.optimizers["d"],
+            out = gan_step(lr, hr, self.g_forward, self.d_forward, self.optimizers["g"], self.optimizers["d"],
                            self.content_loss, self.precision, beta=cfg.beta, content_weight=cfg.content_weight,
-                           pixel_weight=cfg.pixel_weight, g_steps=int(cfg.g_steps), d_steps=int(cfg.d_steps))
+                           pixel_weight=cfg.pixel_weight, g_steps=int(cfg.g_steps), d_steps=int(cfg.d_steps),
+                           judge=self.discriminator)
+        self.samples_seen += lr.shape[0] * self.world
         self.lr_used = self.lr_now()                 # what this iteration used (logged)
         for s in self.schedulers.values():
             s.step()
@@ -236,6 +258,7 @@ class SRGANTraining:
             models["discriminator"] = self.discriminator.state_dict()
         scaler = self.precision.scaler
         return {"method": "srgan", "stage": self.stage, "iteration": self.iteration,
+                "samples_seen": self.samples_seen, "world_size": self.world,
                 "config": to_plain(self.cfg), "arch": {"generator": str(self.cfg.generator)},
                 "models": models,
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
@@ -299,12 +322,13 @@ class SRGANTraining:
         return {"val_psnr": psnr, "val_ssim": ssim}, grid
 
 
-def _run_srgan(cfg: EasyDict, out_dir: Path, records, max_iters: int | None, ckpt: Mapping[str, Any] | None,
-               resume_path: Path | None, stop_after: str | None = None) -> dict[str, Any]:
-    device = resolve_device(cfg.device)
-    t = SRGANTraining(cfg, out_dir, records, device)
+def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters: int | None,
+               ckpt: Mapping[str, Any] | None, resume_path: Path | None, stop_after: str | None = None) -> dict[str, Any]:
+    t = SRGANTraining(cfg, out_dir, records, info)
+    device = t.device
     start_iter = int(ckpt["iteration"]) if ckpt else 0
     t.iteration = start_iter
+    t.samples_seen = int(ckpt.get("samples_seen", start_iter * cfg.batch_size)) if ckpt else 0
     if cfg.init_from and not ckpt:
         t.init_generator_from(cfg.init_from)
     if ckpt:
@@ -322,7 +346,9 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, max_iters: int | None, ckp
 
     data_cfg = data_config(cfg)
     train_set = SRDataset(cfg.train_split, data_cfg)
-    loader = make_train_loader(train_set, data_cfg, start_iter=start_iter, num_replicas=t.world, rank=t.rank)
+    # The data stream resumes at the same item, also when the number of processes changed.
+    loader = make_train_loader(train_set, data_cfg, start_iter=start_iter, num_replicas=t.world, rank=t.rank,
+                               start_position=t.samples_seen)
     batches = iter(loader)
     val_images = t.validation_set(data_cfg) if t.is_main else []
 
@@ -450,13 +476,16 @@ def run(config: Mapping[str, Any] | None, out_dir: str | os.PathLike, max_iters:
     cfg = finalize(EasyDict(copy.deepcopy(dict(config))))
     if ckpt is not None and ckpt.get("method", cfg.method) != cfg.method:
         raise ValueError(f"{resume} is a {ckpt.get('method')!r} checkpoint, but config.method is {cfg.method!r}")
-    rank, _ = dist_info()
-    records = RunRecords(out_dir, cfg, resume=ckpt is not None, is_main=rank == 0)
+    info = init_distributed(cfg)        # a single process unless started by torchrun
+    records = RunRecords(out_dir, cfg, resume=ckpt is not None, is_main=info.is_main)
     try:
         if cfg.method == "srgan":
             if stop_after not in (None, *STAGES):
                 raise ValueError(f"stop_after must be None or one of {STAGES}, got {stop_after!r}")
-            return _run_srgan(cfg, out_dir, records, max_iters, ckpt, Path(resume) if resume else None, stop_after)
+            result = _run_srgan(cfg, out_dir, records, info, max_iters, ckpt, Path(resume) if resume else None,
+                                stop_after)
+            barrier()                   # every process returns once rank 0 has written its files
+            return result
         elif cfg.method == "cyclesr":
             from .cyclesr import run_cyclesr
 
@@ -534,7 +563,15 @@ def main(argv: list[str] | None = None) -> int:
         config = get_config(None, **{**{k: v for k, v in ckpt["config"].items() if k != "preset"}, **overrides})
     else:
         config = get_config(args.config, **overrides)
-    result = run(config, args.out, max_iters=args.max_iters, resume=args.resume)
+    from .distributed import cleanup
+
+    try:
+        result = run(config, args.out, max_iters=args.max_iters, resume=args.resume)
+        rank = dist_info()[0]
+    finally:
+        cleanup()                       # leave torchrun's process group (no-op otherwise)
+    if rank != 0:
+        return 0
     print(f"iteration {result['iteration']} ({'finished' if result['finished'] else 'stopped'}); "
           f"last checkpoint: {result['last']}")
     return 0

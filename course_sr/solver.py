@@ -135,7 +135,8 @@ def gan_step(lr: torch.Tensor, hr: torch.Tensor, generator: nn.Module, discrimin
              optimizer_g: torch.optim.Optimizer, optimizer_d: torch.optim.Optimizer,
              content_loss: Criterion, precision: Precision | None = None, *, beta: float = 1e-3,
              content_weight: float = 1.0, pixel_weight: float = 0.0, g_steps: int = 1, d_steps: int = 1,
-             adversarial_criterion: Criterion = F.binary_cross_entropy_with_logits) -> dict[str, torch.Tensor]:
+             adversarial_criterion: Criterion = F.binary_cross_entropy_with_logits,
+             judge: nn.Module | None = None) -> dict[str, torch.Tensor]:
     """Stage 2 (SRGAN): ``g_steps`` generator steps, then ``d_steps`` discriminator steps.
 
     ``lr`` in [0, 1], ``hr`` in [-1, 1] (shapes as :func:`pretrain_step`). The k = ``d_steps``
@@ -143,8 +144,13 @@ def gan_step(lr: torch.Tensor, hr: torch.Tensor, generator: nn.Module, discrimin
     keeps the data stream, and so resuming, simple). Returns detached tensors: ``loss_g``,
     ``loss_content``, ``loss_adv``, ``loss_pixel`` (when used), ``loss_d``, and ``d_hr`` /
     ``d_sr``, the mean probability D gives real and generated images (0.5 = D cannot tell).
+
+    ``judge``: the module G's step calls as D (default ``discriminator``). Under
+    DistributedDataParallel pass the plain network there and the DDP wrapper as
+    ``discriminator``: D is not trained during G's step, so it needs no gradient sync.
     """
     precision = precision or Precision("cpu", enabled=False)
+    judge = discriminator if judge is None else judge
     out: dict[str, torch.Tensor] = {}
 
     # ---- generator: make D call G's images real, stay close to HR in VGG space ----
@@ -156,7 +162,7 @@ def gan_step(lr: torch.Tensor, hr: torch.Tensor, generator: nn.Module, discrimin
         with precision.autocast():
             sr = generator(lr)                                    # (N, 3, H, W) in [-1, 1]
             loss_content = content_loss(sr, hr)
-            loss_adv = adversarial_loss(discriminator(sr), True, adversarial_criterion)  # -log D(G(LR))
+            loss_adv = adversarial_loss(judge(sr), True, adversarial_criterion)  # -log D(G(LR))
             loss_g = content_weight * loss_content + beta * loss_adv
             if pixel_weight:
                 loss_pixel = pixel_loss(sr.float(), hr)
