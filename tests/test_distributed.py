@@ -11,6 +11,12 @@ then compare those with single-process references computed here, in the pytest p
 - one SRResNet step (solver.pretrain_step, SGD so gradient magnitudes count) with DDP on
   2 processes x batch b == one process with batch 2b, with ``sync_bn=True``; and, the documented
   choice, NOT equal without sync BN (per-process BatchNorm statistics).
+
+The runner is run the way a user runs it, ``torchrun --nproc_per_node=2 -m course_sr train``
+(1 SRResNet + 1 of 2 SRGAN iterations, batch b per process, sync_bn): rank 0 alone logs,
+validates and writes; its first step equals one process with batch 2b through the runner (Adam);
+its mid-stage checkpoint resumes on 1 process, with batch 2b ending where the single-process run
+ends (G and D), and with its own config continuing the data stream after the samples used.
 """
 from __future__ import annotations
 
@@ -311,6 +317,151 @@ def test_loader_shares_are_the_single_process_batch(sample_root):
         lr, hr = next(single)
         parts = [next(s) for s in shares]
         assert torch.equal(lr, torch.cat([p[0] for p in parts])) and torch.equal(hr, torch.cat([p[1] for p in parts]))
+
+
+# --------------------------------------------------------------------------------------
+# The runner under torchrun: `torchrun --nproc_per_node=2 -m course_sr train ...` on gloo
+# --------------------------------------------------------------------------------------
+def run_overrides(sample_root, **overrides) -> dict:
+    """Tiny networks on the embedded sample; 1 SRResNet + 2 SRGAN iterations; validation, logs
+    and checkpoints at every iteration, so every rank-0-only path runs."""
+    base = dict(data_root=str(sample_root), csv_folder=str(sample_root / "data_lists"),
+                n_channels=8, n_blocks=1, d_n_channels=4, d_n_blocks=4, d_fc_size=8, crop_size=16,
+                batch_size=B, val_images=1, val_crop=32, pretrain_iters=1, gan_iters=2,
+                log_every=1, val_every=1, ckpt_every=1, tensorboard=False, sync_bn=True)
+    return {**base, **overrides}
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory, sample_root):
+    """2 processes x batch B, stopped after iteration 2 (mid-GAN stage), via the real command."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("torchrun")
+    (root / "run.yaml").write_text(yaml.safe_dump({"preset": "quick", **run_overrides(sample_root)}))
+    proc = torchrun(["-m", "course_sr", "train", "--config", str(root / "run.yaml"), "--out", str(root / "run"),
+                     "--max-iters", "2"])
+    return root / "run", proc.stdout
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, sample_root):
+    """The same schedule in one process with batch WORLD * B, run to its end."""
+    from course_sr.runner import run
+
+    out = tmp_path_factory.mktemp("reference")
+    run(get_config("quick", **run_overrides(sample_root, batch_size=WORLD * B, sync_bn=False)), out)
+    return out
+
+
+def checkpoint(run_dir: Path, name: str) -> dict:
+    from course_sr.checkpoint import load_checkpoint
+
+    return load_checkpoint(run_dir / "checkpoints" / f"{name}.pt")
+
+
+def adam_noise(ckpt: dict, net: str) -> dict[str, torch.Tensor]:
+    """Per parameter of ``net``: True where Adam's steps in the checkpoint's stage were decided by
+    float noise.
+
+    Adam moves a weight by about lr * g / (|g| + eps), eps = 1e-8, so where the true gradient is
+    0 the rounding of the gradient sum (different for 1 and 2 processes) is amplified up to a
+    full step of lr. That is so for every conv bias right before a BatchNorm (the BatchNorm
+    subtracts any constant, so the loss does not depend on it; their BatchNorm's running mean
+    follows them) and for the odd weight whose gradient RMS (Adam's second moment) is < 10 eps.
+    """
+    from course_sr.models import build_discriminator, build_generator
+
+    cfg = get_config(None, **{k: v for k, v in ckpt["config"].items() if k != "preset"})
+    model = build_generator(cfg) if net == "generator" else build_discriminator(cfg)
+    state, beta2 = ckpt["optimizers"]["g" if net == "generator" else "d"]["state"], cfg.adam_betas[1]
+    noise = {name: (state[i]["exp_avg_sq"] / (1 - beta2 ** float(state[i]["step"]))).sqrt() < 1e-7
+             for i, (name, _) in enumerate(model.named_parameters())}
+    for key in model.state_dict():                        # ConvBlock: conv at .0, BatchNorm at .1
+        if key.endswith(".1.running_mean") and key[:-len("1.running_mean")] + "0.bias" in noise:
+            bias = key[:-len("1.running_mean")] + "0.bias"
+            noise[bias] = noise[key] = torch.ones_like(noise[bias])
+    return noise
+
+
+def assert_same_networks(got: dict, refs: list[dict], atol: float = 1e-6) -> None:
+    """Every weight and buffer of ``got`` within ``atol`` of ``refs[-1]``, except the entries
+    Adam moved by noise in any stage (``refs``: the reference's stage-end checkpoints; see
+    :func:`adam_noise`): those within the most Adam can move a weight (lr per step)."""
+    ref = refs[-1]
+    cfg = ref["config"]
+    bound = ref["iteration"] * max(cfg["lr_pretrain"], cfg["lr_g"], cfg["lr_d"])
+    assert got["models"].keys() == ref["models"].keys()
+    for net, sd in ref["models"].items():
+        assert got["models"][net].keys() == sd.keys()                  # plain keys, no "module."
+        noise: dict[str, torch.Tensor] = {}
+        for r in refs:
+            if net in r["models"]:
+                for k, m in adam_noise(r, net).items():
+                    noise[k] = noise[k] | m if k in noise else m
+        for k, v in sd.items():
+            diff = (got["models"][net][k].double() - v.double()).abs()
+            mask = noise.get(k, torch.zeros_like(diff, dtype=torch.bool))
+            worst = float(diff[~mask].max()) if (~mask).any() else 0.0
+            noisy = float(diff[mask].max()) if mask.any() else 0.0
+            assert worst <= atol, f"{net}.{k} differs by {worst:.3g}"
+            assert noisy <= bound, f"{net}.{k} moved {noisy:.3g}, more than Adam's steps can ({bound:.3g})"
+
+
+def test_torchrun_train_logs_validates_and_saves_once(two_process_run):
+    run_dir, stdout = two_process_run
+    log = (run_dir / "log.txt").read_text()
+    assert "batch 2 per process x 2 process(es)" in log
+    assert log.count("stage pretrain done at iteration 1") == 1                 # rank 1 writes nothing
+    assert log.count("val PSNR") == 2 and "stopped at iteration 2" in log       # rank 0 validated twice
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt", "pretrain_end.pt"]
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["gan_2.png", "pretrain_1.png"]
+    assert stdout.count("iteration 2 (stopped)") == 1                            # one summary line
+    last = checkpoint(run_dir, "last")
+    assert last["iteration"] == 2 and last["stage"] == "gan" and last["samples_seen"] == 2 * WORLD * B
+
+
+def test_one_step_on_2_processes_x_b_is_one_step_with_2b_through_the_runner(two_process_run, reference_run):
+    got, ref = checkpoint(two_process_run[0], "pretrain_end"), checkpoint(reference_run, "pretrain_end")
+    assert got["iteration"] == ref["iteration"] == 1
+    # The gradient of the global batch, from Adam's first moment after one step (0.1 * grad).
+    for i, st in ref["optimizers"]["g"]["state"].items():
+        torch.testing.assert_close(got["optimizers"]["g"]["state"][i]["exp_avg"], st["exp_avg"],
+                                   rtol=1e-4, atol=1e-8, msg=f"gradient of parameter {i}")
+    assert_same_networks(got, [ref])
+    # the logged loss is the mean over both processes, i.e. the loss of the global batch
+    torch.testing.assert_close(torch.tensor(got["history"]["pretrain/loss"])[:, 1],
+                               torch.tensor(ref["history"]["pretrain/loss"])[:, 1], rtol=1e-5, atol=0)
+
+
+def test_checkpoint_of_2_processes_resumes_on_1_with_the_same_global_batch(two_process_run, reference_run, tmp_path,
+                                                                         sample_root):
+    from course_sr.runner import run
+
+    cfg = get_config("quick", **run_overrides(sample_root, batch_size=WORLD * B))
+    result = run(cfg, tmp_path, resume=two_process_run[0] / "checkpoints" / "last.pt")
+    assert result["finished"] and result["iteration"] == 3
+    got, ref = checkpoint(tmp_path, "gan_end"), checkpoint(reference_run, "gan_end")
+    # G and D, as if the run had never been split
+    assert_same_networks(got, [checkpoint(reference_run, "pretrain_end"), ref])
+    for key in ("gan/loss_g", "gan/loss_d"):
+        torch.testing.assert_close(torch.tensor(got["history"][key]), torch.tensor(ref["history"][key]),
+                                   rtol=1e-5, atol=1e-7, msg=key)
+
+
+def test_checkpoint_of_2_processes_resumes_with_its_own_config_on_1(two_process_run, tmp_path):
+    import shutil
+
+    from course_sr.runner import main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(two_process_run[0], run_dir)
+    assert main(["--resume", "auto", "--out", str(run_dir)]) == 0
+    final = checkpoint(run_dir, "gan_end")
+    assert final["iteration"] == 3
+    # the stream goes on after the 8 samples the 2 processes used (one process takes 2 per step)
+    assert final["samples_seen"] == 2 * WORLD * B + B
+    assert "batch 2 per process x 1 process(es)" in (run_dir / "log.txt").read_text()
 
 
 if __name__ == "__main__":            # torchrun runs this file as the worker of the tests above
