@@ -201,6 +201,17 @@ class SRGANTraining:
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
     # ---------------------------------------------------------------- stages
+    def prepare_vgg(self) -> None:
+        """Build the content-loss VGG now (called at the start of a run that will reach stage 2,
+        so a missing download or a refused setting fails before hours of stage 1, not after)."""
+        cfg = self.cfg
+        if cfg.vgg_weights == "random" and not cfg.allow_random_vgg:
+            raise ValueError("vgg_weights='random' gives a meaningless content loss: the SRGAN stage "
+                             "needs the ImageNet VGG19 (vgg_weights='imagenet'). For tests or the quick "
+                             "mode only, set allow_random_vgg=True.")
+        if self.vgg is None:
+            self.vgg = self._to_device(build_vgg(cfg))
+
     def setup_stage(self, stage: str) -> None:
         """Build the optimisers of ``stage`` (and D and the VGG for the GAN stage)."""
         cfg = self.cfg
@@ -209,10 +220,7 @@ class SRGANTraining:
             self.optimizers = {"g": make_pretrain_optimizer(self.generator, cfg)}
             self.schedulers = {}
         else:
-            if cfg.vgg_weights == "random" and not cfg.allow_random_vgg:
-                raise ValueError("vgg_weights='random' gives a meaningless content loss: the SRGAN stage "
-                                 "needs the ImageNet VGG19 (vgg_weights='imagenet'). For tests or the quick "
-                                 "mode only, set allow_random_vgg=True.")
+            self.prepare_vgg()
             # D's initial weights come from their own seed, so a run resumed at the stage boundary
             # builds exactly the same D as one that never stopped (and stage-1 checkpoints need
             # not carry an unused D).
@@ -220,7 +228,6 @@ class SRGANTraining:
                 torch.manual_seed(int(cfg.seed) + 1)
                 self.discriminator = self._to_device(build_discriminator(cfg)).train()
             self.d_forward = wrap_model(self.discriminator, self.info, sync_bn=bool(cfg.sync_bn))
-            self.vgg = self._to_device(build_vgg(cfg))
             self.content_loss = ContentLoss(self.vgg, cfg.vgg_rescale)
             opt_g, opt_d, sched_g, sched_d = make_gan_optimizers(self.generator, self.discriminator, cfg)
             self.optimizers, self.schedulers = {"g": opt_g, "d": opt_d}, {"g": sched_g, "d": sched_d}
@@ -355,6 +362,8 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters:
     stop_at = t.total if max_iters is None else min(t.total, start_iter + int(max_iters))
     if stop_after is not None:
         stop_at = min(stop_at, t.bounds[stop_after][1])
+    if stop_at > t.bounds["gan"][0]:
+        t.prepare_vgg()
     ends: dict[str, str] = {}
     for stage in STAGES:
         begin, end = t.bounds[stage]

@@ -78,10 +78,12 @@ def test_resume_is_bit_identical(full_run, sample_root, tmp_path, stop, k):
     assert without_timing(a["history"]) == without_timing(b["history"])   # every step logged once
 
 
-def test_random_vgg_is_refused_for_the_gan_stage(sample_root, tmp_path):
-    cfg = tiny(sample_root, pretrain_iters=0, allow_random_vgg=False)
+def test_random_vgg_is_refused_for_the_gan_stage_before_stage_one_starts(sample_root, tmp_path):
+    cfg = tiny(sample_root, allow_random_vgg=False)
     with pytest.raises(ValueError, match="vgg_weights='random'.*allow_random_vgg=True"):
         runner.run(cfg, tmp_path)
+    assert not (tmp_path / "checkpoints").exists()          # failed at once, not after stage 1
+    assert runner.run(cfg, tmp_path, stop_after="pretrain")["iteration"] == 3   # stage 1 alone is fine
 
 
 def test_resume_logs_changed_settings(full_run, sample_root, tmp_path):
