@@ -24,8 +24,21 @@ Run directory::
 
 Resuming (``resume=path`` or ``resume="auto"`` for ``<out_dir>/checkpoints/last.pt`` when it
 exists) restores weights, optimisers, schedulers, grad scaler, history and every RNG, and the
-data stream restarts at the same batch (``make_train_loader(start_iter=...)``): on CPU a run
-stopped after k iterations and resumed is bit-identical to one that never stopped.
+data stream restarts at the same batch (``make_train_loader(start_position=...)``): on CPU a
+run stopped after k iterations and resumed is bit-identical to one that never stopped.
+
+Several GPUs: the same function under ``torchrun`` (see ``course_sr.distributed``)::
+
+    torchrun --nproc_per_node=N -m course_sr train --config colab --out runs/x [--set sync_bn=true]
+
+N processes, one GPU each, with DistributedDataParallel. ``batch_size`` is PER PROCESS (the log
+states it and the total, N x batch_size); each process reads its share of every global batch;
+only rank 0 validates, logs and writes checkpoints. Checkpoints hold the plain networks' state
+dicts and the number of samples used, so a run written by N processes resumes on M (1 included)
+where its data stream stopped; it continues as if never split when M x batch_size equals
+N x batch_size (``--set batch_size=...``). ``sync_bn=True`` gives BatchNorm (G and D) the
+statistics of the whole global batch; without it each process normalises its own share
+(cheaper, but not the single-GPU run with N x batch_size).
 """
 from __future__ import annotations
 
@@ -347,7 +360,11 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters:
                         ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
     records.log(f"device {device}, {t.precision}, channels_last={t.channels_last}; "
                 f"generator {cfg.generator}: {count_parameters(t.generator):,} parameters; "
-                f"batch {cfg.batch_size} per process x {t.world} process(es)")
+                f"batch {cfg.batch_size} per process x {t.world} process(es) = {cfg.batch_size * t.world} in total")
+    if t.world > 1:
+        records.log(f"torchrun: {info.describe()}; BatchNorm statistics "
+                    + ("synchronised over all processes (sync_bn=True)" if cfg.sync_bn else
+                       f"per process, over its {cfg.batch_size} images (sync_bn=False)"))
 
     from .datasets import SRDataset, make_train_loader
 
