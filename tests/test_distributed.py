@@ -411,7 +411,8 @@ def assert_same_networks(got: dict, refs: list[dict], atol: float = 1e-6) -> Non
 def test_torchrun_train_logs_validates_and_saves_once(two_process_run):
     run_dir, stdout = two_process_run
     log = (run_dir / "log.txt").read_text()
-    assert "batch 2 per process x 2 process(es)" in log
+    assert "batch 2 per process x 2 process(es) = 4 in total" in log
+    assert "torchrun: rank 0 of 2 (local 0), cpu, backend gloo; BatchNorm statistics synchronised" in log
     assert log.count("stage pretrain done at iteration 1") == 1                 # rank 1 writes nothing
     assert log.count("val PSNR") == 2 and "stopped at iteration 2" in log       # rank 0 validated twice
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt", "pretrain_end.pt"]
@@ -461,7 +462,7 @@ def test_checkpoint_of_2_processes_resumes_with_its_own_config_on_1(two_process_
     assert final["iteration"] == 3
     # the stream goes on after the 8 samples the 2 processes used (one process takes 2 per step)
     assert final["samples_seen"] == 2 * WORLD * B + B
-    assert "batch 2 per process x 1 process(es)" in (run_dir / "log.txt").read_text()
+    assert "batch 2 per process x 1 process(es) = 2 in total" in (run_dir / "log.txt").read_text()
 
 
 if __name__ == "__main__":            # torchrun runs this file as the worker of the tests above
