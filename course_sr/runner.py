@@ -368,8 +368,14 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters:
 
     from .datasets import SRDataset, make_train_loader
 
+    # Under torchrun rank 0 prepares the data first (the sample; a disk cache is written once, not
+    # by every process at the same time), then the others open what it made.
+    if not t.is_main:
+        barrier()
     data_cfg = data_config(cfg)
     train_set = SRDataset(cfg.train_split, data_cfg)
+    if t.is_main:
+        barrier()
     # The data stream resumes at the same item, also when the number of processes changed.
     loader = make_train_loader(train_set, data_cfg, start_iter=start_iter, num_replicas=t.world, rank=t.rank,
                                start_position=t.samples_seen)
