@@ -366,7 +366,8 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters:
                     + ("synchronised over all processes (sync_bn=True)" if cfg.sync_bn else
                        f"per process, over its {cfg.batch_size} images (sync_bn=False)"))
 
-    from .datasets import SRDataset, make_train_loader
+    from .datasets import SRDataset
+    from .loader import make_train_loader
 
     # Under torchrun rank 0 prepares the data first (the sample; a disk cache is written once, not
     # by every process at the same time), then the others open what it made.

@@ -127,7 +127,8 @@ def step_config(sample_root, batch_size: int):
 def srresnet_step(cfg, info: D.DistInfo, sync_bn: bool) -> dict[str, torch.Tensor]:
     """One ``pretrain_step`` (pixel MSE, SGD lr 0.5) of the quick SRResNet on the first batch of
     this process's share; returns the plain network's state dict afterwards."""
-    from course_sr.datasets import SRDataset, make_train_loader
+    from course_sr.datasets import SRDataset
+    from course_sr.loader import make_train_loader
     from course_sr.models import Generator
     from course_sr.solver import pretrain_step
     from course_sr.utils import convert_image, seed_everything
@@ -297,7 +298,7 @@ def test_cuda_modules_get_torchs_syncbatchnorm():
 # --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("replicas, start_iter", [(2, 0), (3, 0), (2, 7)])
 def test_sampler_shares_are_the_single_process_batch(replicas, start_iter):
-    from course_sr.datasets import ResumableBatchSampler
+    from course_sr.loader import ResumableBatchSampler
 
     n, b = 10, 3                                          # batches straddle epoch boundaries
     single = iter(ResumableBatchSampler(n, replicas * b, seed=5, start_iter=start_iter))
@@ -307,7 +308,8 @@ def test_sampler_shares_are_the_single_process_batch(replicas, start_iter):
 
 
 def test_loader_shares_are_the_single_process_batch(sample_root):
-    from course_sr.datasets import SRDataset, make_train_loader
+    from course_sr.datasets import SRDataset
+    from course_sr.loader import make_train_loader
 
     cfg = step_config(sample_root, WORLD * B)
     data = SRDataset(cfg.train_split, cfg)
