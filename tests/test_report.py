@@ -12,7 +12,8 @@ from PIL import Image
 
 from course_sr.config import get_config, to_plain
 from course_sr.records import config_yaml
-from course_sr.report import (STUDENT_END, differing_settings, main, markdown_to_html,
+from course_sr.markdown_html import markdown_to_html
+from course_sr.report import (STUDENT_END, differing_settings, main,
                               results_table, write_report)
 
 SECTIONS = ["## Runs at a glance", "## Schedule and settings", "## Training curves",
