@@ -173,7 +173,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Embedded images, tiny networks, random VGG, CPU: the whole pipeline in about a minute.
     # A higher lr and batch 16 so that ~150 CPU steps show SRResNet learning (it stays below
     # bicubic at this size and budget: the preset shows the pipeline, not the quality).
-    "quick": dict(**_QUICK_DATA, **_QUICK_TINY_NETS, pretrain_iters=150, gan_iters=40, batch_size=16,
+    "quick": dict(_QUICK_DATA, **_QUICK_TINY_NETS, pretrain_iters=150, gan_iters=40, batch_size=16,
                   lr_pretrain=1e-3, log_every=10, val_every=50, ckpt_every=50, print_freq=10),
     # CycleSR on the embedded images with a synthetic "real" degradation; tiny nets; CPU.
     # The sample's train images split in halves: HR 1-3 clean, HR 4-6 degraded = the "real" LR.
