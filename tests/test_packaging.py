@@ -1,0 +1,90 @@
+"""The set-up files agree with each other: what a newcomer, conda users and CI install is one set."""
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[; ]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _spec(req: str) -> str:
+    return req.strip()[len(_name(req)):].replace(" ", "")
+
+
+@pytest.fixture(scope="module")
+def pyproject():
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+@pytest.fixture(scope="module")
+def conda_env():
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    conda, pip = {}, {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            for p in dep["pip"]:
+                if not p.startswith("-"):
+                    pip[_name(p)] = _spec(p)
+        else:
+            conda[_name(dep)] = _spec(dep.replace("=", "==", 1) if re.match(r"^[\w-]+=[^=]", dep) else dep)
+    return conda, pip
+
+
+def _project_requirements(pyproject) -> dict[str, str]:
+    reqs = list(pyproject["project"]["dependencies"])
+    for extra, items in pyproject["project"]["optional-dependencies"].items():
+        reqs += [r for r in items if not r.startswith("course_sr")]
+    return {_name(r): _spec(r) for r in reqs}
+
+
+def _constraints() -> dict[str, str]:
+    lines = [l.split("#")[0].strip() for l in (REPO / "constraints.txt").read_text().splitlines()]
+    return {_name(l): _spec(l) for l in lines if l}
+
+
+def test_environment_yml_lists_the_same_packages_as_pyproject(pyproject, conda_env):
+    conda, pip = conda_env
+    project = _project_requirements(pyproject)
+    locked = _constraints()
+    for name, spec in project.items():
+        if name in locked:  # torch / torchvision: from PyPI, pinned as in the lock
+            assert pip.get(name) == locked[name], f"environment.yml pip section must pin {name}{locked[name]}"
+        else:
+            assert name in conda, f"{name} is in pyproject.toml but not in environment.yml"
+            assert conda[name] == spec, f"{name}: pyproject says {spec!r}, environment.yml says {conda[name]!r}"
+    extra = set(conda) - set(project) - {"python", "pip"}
+    assert not extra, f"environment.yml has packages pyproject.toml does not: {sorted(extra)}"
+
+
+def test_lock_pins_the_required_torch_pair(pyproject):
+    locked = _constraints()
+    assert locked == {"torch": "==2.14.*", "torchvision": "==0.29.*"}
+    # the metadata itself must accept what Colab already has (no forced reinstall)
+    project = _project_requirements(pyproject)
+    assert project["torch"].startswith(">=") and project["torchvision"].startswith(">=")
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (REPO / ".ci" / "run").read_text()
+    readme = (REPO / "README.md").read_text()
+    assert "make test" in ci
+    assert "make test" in readme and "make demo" in readme
+
+
+def test_every_command_verb_resolves_to_a_module_with_main():
+    import importlib
+
+    from course_sr.__main__ import VERBS
+
+    for verb, (module_name, _) in VERBS.items():
+        module = importlib.import_module(module_name)
+        fn = getattr(module, "main_" + verb.replace("-", "_"), None) or getattr(module, "main", None)
+        assert callable(fn), f"verb {verb!r}: {module_name} has no main()"
