@@ -79,20 +79,21 @@ class ResnetGenerator(nn.Module):
     conv and tanh. Any H, W works: the input is reflect-padded up to a multiple of
     2**n_down and the output cropped back.
 
-    ``residual=True`` adds the input to the output (the net predicts a correction). The two
-    LR domains share content and differ only in blur/noise/compression, so starting from the
-    identity shortens training a lot; ``False`` is CycleGAN as published.
+    ``residual=True`` adds the input to the output (the net predicts a correction, whose last
+    conv starts at zero: an untrained generator is the identity). The two LR domains share
+    content and differ only in blur/noise/compression, so starting from the identity shortens
+    training a lot; ``False`` is CycleGAN as published.
     """
 
     def __init__(self, in_nc: int = 3, out_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: str = "instance", up_mode: str = "transpose", n_down: int = 2,
-                 residual: bool = False):
+                 residual: bool = False, noise_nc: int = 0):
         super().__init__()
         if residual and in_nc != out_nc:
             raise ValueError(f"residual=True needs in_nc == out_nc, got {in_nc} and {out_nc}")
         bias = norm != "batch"
-        self.n_down, self.residual = n_down, residual
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_nc, ngf, 7, bias=bias),
+        self.n_down, self.residual, self.noise_nc = n_down, residual, noise_nc
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_nc + noise_nc, ngf, 7, bias=bias),
                                    norm_layer(norm, ngf), nn.ReLU(True)]
         for i in range(n_down):
             c = ngf * 2 ** i
@@ -104,6 +105,9 @@ class ResnetGenerator(nn.Module):
             layers += [up_layer(up_mode, c, c // 2, bias), norm_layer(norm, c // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        if residual:  # start as the identity: the correction is zero until training moves it
+            nn.init.zeros_(layers[-2].weight)
+            nn.init.zeros_(layers[-2].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (N, C, H, W) in [0, 1]
@@ -114,7 +118,10 @@ class ResnetGenerator(nn.Module):
             raise ValueError(f"ResnetGenerator needs images of at least 4x4 pixels, got {h}x{w}")
         z = convert_image(x, "[0, 1]", "[-1, 1]")  # CycleGAN's range, to match tanh
         z = F.pad(z, (0, pw, 0, ph), mode="reflect") if ph or pw else z
-        y = self.model(z)[..., :h, :w]  # (N, out_nc, H, W) in [-1, 1] (tanh)
+        inp = z
+        if self.noise_nc:   # fresh N(0, 1) maps: a source of randomness (a camera's noise is random)
+            inp = torch.cat([z, torch.randn(z.shape[0], self.noise_nc, *z.shape[2:], device=z.device, dtype=z.dtype)], 1)
+        y = self.model(inp)[..., :h, :w]  # (N, out_nc, H, W) in [-1, 1] (tanh)
         if self.residual:
             y = (z[..., :h, :w] + y).clamp(-1, 1)
         return convert_image(y, "[-1, 1]", "[0, 1]")
@@ -251,6 +258,11 @@ class VDSR(nn.Module):
             layers += [nn.Conv2d(nf, nf, 3, padding=1, bias=bias), norm_layer(norm, nf), nn.ReLU(True)]
         layers += [nn.Conv2d(nf, 3, 3, padding=1)]
         self.body = nn.Sequential(*layers)
+        # The residual starts at zero: an untrained VDSR is exactly its bicubic upsampling, so
+        # even a short training run starts from a sensible SR image (gradients still reach every
+        # layer once the last one moves off zero, after the first step).
+        nn.init.zeros_(layers[-1].weight)
+        nn.init.zeros_(layers[-1].bias)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         # lr: (N, 3, h, w) in [0, 1]
@@ -299,7 +311,8 @@ def build_transfer_generator(config: Mapping) -> ResnetGenerator:
     ``cyc_residual``."""
     return ResnetGenerator(3, 3, ngf=config["cyc_ngf"], n_blocks=config["cyc_n_blocks"],
                            norm=config["cyc_norm"], up_mode=config["cyc_up_mode"],
-                           residual=bool(config.get("cyc_residual", False)))
+                           residual=bool(config.get("cyc_residual", False)),
+                           noise_nc=int(config.get("cyc_noise_nc", 0)))
 
 
 def build_patch_discriminator(config: Mapping) -> PatchDiscriminator:

@@ -159,25 +159,34 @@ def degraded_pairs(config: Mapping[str, Any], split: str, spec="fixed", limit: i
     ``(s*h, s*w, 3)``.
 
     The HR images of ``split`` (the first ``limit`` when given; centre-cropped to a ``crop``-pixel
-    square when ``crop > 0``), cropped top-left to a multiple of s and degraded with ``spec``
-    (default ``"fixed"``), each seeded by its file name: the same set every time, for every
-    method. This is "Set5 with a fixed degradation". (Real LR files with HR, e.g. DIV2K valid
-    "unknown", need no synthesis: ``SRDataset(split, config, train=False)``.)
+    square when ``crop > 0``) through :func:`degrade_images`. This is "Set5 with a fixed
+    degradation". (Real LR files with HR, e.g. DIV2K valid "unknown", need no synthesis:
+    ``SRDataset(split, config, train=False)``.)
     """
-    s = int(config["scaling_factor"])
-    spec = get_degradation(spec, s)
-    if spec is None:
-        raise ValueError("degraded_pairs needs a degradation spec (e.g. 'fixed'), got None")
-    out = []
+    images = []
     for h, l in read_data_list(config["csv_folder"], split)[: limit or None]:
         if not h:
             raise ValueError(f"split {split!r} ({list_path(config['csv_folder'], split)}): the row with LR "
                              f"{l!r} has no HR file, so there is nothing to degrade or compare with")
-        hr = load_image(Path(config["HR_data_folder"]) / h)
+        images.append(Path(config["HR_data_folder"]) / h)
+    return degrade_images(images, spec, int(config["scaling_factor"]), crop)
+
+
+def degrade_images(hr_paths, spec="fixed", scale: int = 4, crop: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``[(name, lr, hr)]`` from HR image files: each HR (centre-cropped to a ``crop``-pixel square
+    when ``crop > 0``) cropped top-left to a multiple of ``scale`` and degraded with ``spec``
+    (default ``"fixed"``), seeded by its file name (:func:`image_seed`): the same set every time,
+    for every method and every folder layout."""
+    spec = get_degradation(spec, scale)
+    if spec is None:
+        raise ValueError("degrading a test set needs a degradation spec (e.g. 'fixed'), got None")
+    out = []
+    for path in hr_paths:
+        hr = load_image(path)
         if crop:
             c = min(crop, hr.shape[0], hr.shape[1])
             top, left = (hr.shape[0] - c) // 2, (hr.shape[1] - c) // 2
             hr = hr[top: top + c, left: left + c]
-        hr = hr[: hr.shape[0] // s * s, : hr.shape[1] // s * s]
-        out.append((Path(h).stem, degrade(hr, spec, seed=image_seed(h)), hr))
+        hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
+        out.append((Path(path).stem, degrade(hr, spec, seed=image_seed(path)), hr))
     return out

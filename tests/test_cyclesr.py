@@ -74,9 +74,9 @@ def test_lr_factor_without_decay_and_trainer_lrs():
     t = CycleSR(get_config("cyclesr-quick", **TINY, n_epoch=1, n_epoch_decay=1, iters_per_epoch=10))
     assert t.total_iters == 20
     t.set_learning_rates(15)
-    assert t.optimizers["G"].param_groups[0]["lr"] == pytest.approx(2e-4 * 0.5)
-    assert t.optimizers["D"].param_groups[0]["lr"] == pytest.approx(2e-4 * 0.5)
-    assert t.optimizers["SR"].param_groups[0]["lr"] == pytest.approx(1e-4 * 0.5)
+    assert t.optimizers["G"].param_groups[0]["lr"] == pytest.approx(t.config.cyc_lr * 0.5)
+    assert t.optimizers["D"].param_groups[0]["lr"] == pytest.approx(t.config.cyc_lr * 0.5)
+    assert t.optimizers["SR"].param_groups[0]["lr"] == pytest.approx(t.config.SR_lr * 0.5)
 
 
 # ---- where the gradients go -----------------------------------------------------------
@@ -223,3 +223,53 @@ def test_bad_resume_and_schedule_values(sample_root, tmp_path):
     with pytest.raises(ValueError, match="'dual' checkpoint"):
         run(run_cfg(sample_root), tmp_path / "c", resume=d["last"])
     assert math.isclose(lr_factor(5, 1, 1, 4), 0.75)
+
+
+# ---- the comparison ---------------------------------------------------------------------
+def test_bicubic_poses_as_an_sr_network():
+    from course_sr.cyclesr import Bicubic
+    from course_sr.imresize import imresize
+
+    lr = torch.rand(1, 3, 6, 5, dtype=torch.float64)
+    net = Bicubic(4)
+    assert net.output_range == "[0, 1]" and net.scale == 4
+    torch.testing.assert_close(net(lr), imresize(lr, scalar_scale=4))
+
+
+def test_paired_baselines_differ_only_in_their_lr():
+    from course_sr.cyclesr import PairedSR
+
+    cfg = get_config("cyclesr-quick", **TINY)
+    hr, clean, real = batch()
+    oracle = PairedSR(cfg, lr_source="oracle")
+    lr = oracle.degrade_batch(hr, 3)
+    assert lr.shape == clean.shape and not torch.equal(lr, clean)
+    assert torch.equal(lr, oracle.degrade_batch(hr, 3))           # seeded by (seed, iteration, i)
+    paired = PairedSR(cfg)
+    before = params(paired.sr_net)
+    out = paired.train_step((hr, clean, real), 0)
+    assert set(out) == {"SR"} and not same(before, params(paired.sr_net))
+    with pytest.raises(ValueError, match="lr_source"):
+        PairedSR(cfg, lr_source="real")
+    with pytest.raises(ValueError, match="needs a synthetic degradation"):
+        PairedSR(get_config("cyclesr-quick", **TINY, degradation=None), lr_source="oracle")
+
+
+def test_compare_methods_trains_each_on_the_same_budget(sample_root):
+    from course_sr.cyclesr import compare_methods, format_comparison
+
+    cfg = run_cfg(sample_root, sr_net="vdsr", cyc_warmup_iters=2)
+    lr, hr = torch.rand(3, 8, 8), torch.rand(3, 32, 32)
+    logged = []
+    out = compare_methods(cfg, iters=4, sets={"tiny": [(lr, hr)]}, log=logged.append)
+    assert list(out["results"]) == ["bicubic", "paired", "oracle", "cyclesr", "dual"] and len(logged) == 5
+    assert out["budget"]["iters"] == 4 and out["budget"]["cyc_warmup_iters"] == 2
+    assert out["results"]["paired"]["tiny"]["psnr"] != out["results"]["cyclesr"]["tiny"]["psnr"]
+    table = format_comparison(out["results"], out["labels"])
+    assert "| VDSR trained on bicubic LR |" in table and table.count("\n") == 6
+    gain = out["results"]["bicubic"]["tiny"]["psnr"] - out["results"]["paired"]["tiny"]["psnr"]
+    assert f"({gain:+.2f})" in table
+    with pytest.raises(ValueError, match="unknown method"):
+        compare_methods(cfg, iters=2, methods=("srgan",))
+    with pytest.raises(ValueError, match="needs a synthetic degradation"):
+        compare_methods(run_cfg(sample_root, degradation=None), iters=2)

@@ -133,3 +133,16 @@ def test_factories_follow_the_config(sr_net, out_range):
     assert build_dual_network(cfg).scale == 4
     with pytest.raises(ValueError, match="unknown"):
         build_sr_network(get_config(**TINY, sr_net="edsr"))
+
+
+def test_noise_input_makes_the_generator_random():
+    torch.manual_seed(0)
+    g = ResnetGenerator(ngf=4, n_blocks=1, noise_nc=1)
+    assert g.model[1].in_channels == 4
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert not torch.equal(g(x), g(x))
+        torch.manual_seed(1)
+        a = g(x)
+        torch.manual_seed(1)
+        assert torch.equal(a, g(x))                       # the randomness is torch's: seeded, resumable

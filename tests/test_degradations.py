@@ -35,7 +35,7 @@ def test_params_depend_on_seed_only_and_stay_in_range():
         assert spec.noise[0] <= p["noise"] <= spec.noise[1]
         assert spec.jpeg[0] <= p["quality"] <= spec.jpeg[1]
     fixed = sample_params(get_degradation("fixed"), 1)
-    assert (fixed["sigma"], fixed["sigma2"], fixed["noise"], fixed["quality"]) == (2.4, 1.6, 5.0, 65)
+    assert (fixed["sigma"], fixed["sigma2"], fixed["noise"], fixed["quality"]) == (2.0, 1.6, 15.0, 80)
     assert fixed["theta"] == pytest.approx(math.pi / 4)
 
 
@@ -78,7 +78,7 @@ def test_spec_resolution_and_bad_specs():
     assert get_degradation(None) is None
     assert get_degradation("fixed", scale=2).scale == 2
     spec = get_degradation({"preset": "fixed", "noise": [1, 3], "jpeg": None})
-    assert spec.noise == (1.0, 3.0) and spec.jpeg is None and spec.sigma == (2.4, 2.4)
+    assert spec.noise == (1.0, 3.0) and spec.jpeg is None and spec.sigma == (2.0, 2.0)
     with pytest.raises(KeyError, match="unknown degradation preset 'nope'"):
         get_degradation("nope")
     with pytest.raises(KeyError, match="blurr"):

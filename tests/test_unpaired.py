@@ -128,7 +128,7 @@ def test_degraded_pairs_are_fixed_and_aligned(root):
     assert b[0][2].shape == (48, 48, 3) and b[0][1].shape == (12, 12, 3)
     with pytest.raises(ValueError, match="no HR file"):
         degraded_pairs(c, "real", "fixed")
-    with pytest.raises(ValueError, match="needs a degradation"):
+    with pytest.raises(ValueError, match="needs a degradation spec"):
         degraded_pairs(c, "tr", None)
 
 
