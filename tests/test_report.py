@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from course_sr.config import get_config, to_plain
+from course_sr.config import DEFAULTS, get_config, to_plain
 from course_sr.records import config_yaml
 from course_sr.markdown_html import markdown_to_html
 from course_sr.report import (STUDENT_END, differing_settings, main,
@@ -69,10 +69,13 @@ def test_report_has_every_section_and_its_images(tmp_path):
     for section in SECTIONS:
         assert section in text
     assert "## Settings that differ" not in text  # one run: nothing to compare
-    assert "| batch_size | `4` | `16` |" in text  # non-default setting with its default
-    assert "**Stage 1, SRResNet**: 30 iterations" in text and "G1D1" in text
+    q = get_config("quick")  # the fabricated run uses the preset's own schedule
+    assert f"| crop_size | `{q.crop_size}` | `{DEFAULTS['crop_size']}` |" in text  # non-default + its default
+    assert f"**Stage 1, SRResNet**: {q.pretrain_iters} iterations" in text and "G1D1" in text
     assert "Preset `quick`, changed on top of it: nothing." in text
-    assert "| srgan_run | srgan | `../srgan_run/checkpoints/last.pt` | srgan | 50 of 50 | 21.00 | 20.50 (it 45) | 0.6100 (it 45) |" in text
+    total, val_at = q.pretrain_iters + q.gan_iters, q.pretrain_iters + 15
+    assert (f"| srgan_run | srgan | `../srgan_run/checkpoints/last.pt` | srgan | {total} of {total} | 21.00 "
+            f"| 20.50 (it {val_at}) | 0.6100 (it {val_at}) |") in text
     assert "| srgan | **29.10** / **0.8300** | **26.50** / **0.7100** |" in text
     assert "_28.42 / 0.8104_" in text and "rgb2ycbcr" in text  # published row + convention
     files = referenced_files(out)
@@ -136,10 +139,12 @@ def test_two_runs_compare_side_by_side(tmp_path, capsys):
     text = md.read_text()
     diff = text[text.index("## Settings that differ"):text.index("## Training curves")]
     assert "| setting | pretrained | no_pretrain_G1D2 |" in diff
-    assert "| pretrain_iters | `30` | `0` |" in diff and "| d_steps | `1` | `2` |" in diff
+    assert f"| pretrain_iters | `{get_config('quick').pretrain_iters}` | `0` |" in diff
+    assert "| d_steps | `1` | `2` |" in diff
     assert "batch_size" not in diff  # shared settings are not listed
     assert "skipped (no pretraining" in text and "from random weights" in text and "G1D2" in text
-    assert "Preset `quick`, changed on top of it: `pretrain_iters` = `0` (preset `30`), `d_steps` = `2`" in text
+    assert (f"Preset `quick`, changed on top of it: `pretrain_iters` = `0` (preset `{get_config('quick').pretrain_iters}`), "
+            "`d_steps` = `2`") in text
     assert "![runs overlaid](cmp_files/curves_compared.png)" in text
     assert all(f.is_file() for f in referenced_files(md))
 
