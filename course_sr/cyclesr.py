@@ -36,14 +36,23 @@ that maps SR back to LR. On paired clean data (bicubic LR x, HR y):
 only the closed loop: ``dual_lambda * dual_unpaired_weight * ||D(P(r)) - r||_1``.
 Trained ``pretrain_iters`` iterations with Adam(lr_pretrain), like the SRResNet stage.
 
+**Comparison** (:func:`compare_methods`, behind ``benchmarks/bench_cyclesr.py`` and the
+notebook): bicubic, the SR network trained on bicubic LR (:class:`PairedSR`), an oracle trained on
+the true synthetic degradation, CycleSR and dual regression, on the same batches and number of
+SR-network updates, scored on degraded test images whose HR is known.
+
 Ranges: every image here is in [0, 1]; SR outputs are converted from the network's
 ``output_range`` with ``convert_image`` (SRResNet: [-1, 1]).
+
+Sections below: losses; lr schedule; the trainers (``CycleSR``, ``DualRegression``,
+``PairedSR``); validation; the runs (``run_cyclesr``, ``run_dual``); the comparison.
 """
 from __future__ import annotations
 
 import itertools
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from easydict import EasyDict
@@ -411,11 +420,9 @@ def validation_set(config: Mapping[str, Any]) -> list[tuple[torch.Tensor, torch.
 
 
 @torch.no_grad()
-def validate(sr_net: nn.Module, images, device=None) -> tuple[dict[str, float], "np.ndarray"]:
+def validate(sr_net: nn.Module, images, device=None) -> tuple[dict[str, float], np.ndarray]:
     """Mean Y-channel PSNR/SSIM (``scale`` pixels shaved, ``metrics.psnr_ssim``) of ``sr_net`` on
     ``images`` ([(lr, hr)] in [0, 1]) and a grid LR (nearest) | SR | HR, one row per image."""
-    import numpy as np
-
     from .inference import super_resolve
     from .metrics import psnr_ssim
     from .runner import to_uint8
