@@ -10,14 +10,21 @@ Map of the package (one idea per module; see README "Map of the package"):
 - ``data_lists``  ``create_data_lists``: the course's ``<split>_images.csv`` files
 - ``download``    DIV2K / benchmark archives: resumable, checked, extracted atomically
 - ``datasets``    ``SRDataset(split, config)``: decode once, aligned crops
+- ``loader``      the batch stream: resumable, distributable sampler + shared-ring loader
 - ``models``      ``Generator`` (SRResNet), ``Discriminator``, ``TruncatedVGG19``, factory
 - ``solver``      losses, the SRResNet and SRGAN stages, ``train(...)`` of the template
 - ``checkpoint``  atomic save, exact resume, ``load_generator``
 - ``runner``      one schedule runner from a config (``python -m course_sr train``)
+- ``distributed`` torchrun/DDP helpers, CPU-capable synchronised BatchNorm
 - ``inference``   whole-image or tiled SR that fits memory
 - ``evaluate``    five-set PSNR/SSIM tables (stdout, CSV, JSON)
 - ``upscale`` / ``rating``  Set5 outputs, comparison sheets, human-rating packs and MOS
-- ``cyclesr``     CycleSR and dual regression for unpaired data
-- ``report``      Markdown experiment reports from run directories
+- ``degradations`` seeded synthetic "real camera" (blur, downsampling, noise, JPEG)
+- ``unpaired``    (HR, clean LR, unrelated real LR) dataset for the unpaired setting
+- ``cyclesr_nets`` CycleGAN transfer nets, PatchGAN, ImagePool, VDSR, the dual network
+- ``cyclesr``     CycleSR and dual-regression training, and their comparison
+- ``records``     run records: config.yaml, log.txt, TensorBoard events, history
+- ``report`` / ``markdown_html``  Markdown (and HTML) experiment reports from run directories
+- ``demo``        ``make demo``: the whole pipeline on the embedded images
 """
 __version__ = "0.1.0"
