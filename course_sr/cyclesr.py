@@ -419,25 +419,11 @@ def validation_set(config: Mapping[str, Any]) -> list[tuple[torch.Tensor, torch.
     return [centre_crop_pair(*ds[i], crop, s) for i in range(min(n, len(ds)))]
 
 
-@torch.no_grad()
 def validate(sr_net: nn.Module, images, device=None) -> tuple[dict[str, float], np.ndarray]:
-    """Mean Y-channel PSNR/SSIM (``scale`` pixels shaved, ``metrics.psnr_ssim``) of ``sr_net`` on
-    ``images`` ([(lr, hr)] in [0, 1]) and a grid LR (nearest) | SR | HR, one row per image."""
-    from .inference import super_resolve
-    from .metrics import psnr_ssim
-    from .runner import to_uint8
+    """Y-channel PSNR/SSIM and a grid LR (nearest) | SR | HR: the SRGAN runner's validation."""
+    from .runner import validate as runner_validate
 
-    s, rows, scores = int(sr_net.scale), [], []
-    for lr, hr in images:
-        sr = super_resolve(sr_net, lr, device=device).cpu()              # (3, H, W) in [0, 1], clamped
-        sr_u8, hr_u8 = to_uint8(sr, "[0, 1]"), to_uint8(hr, "[0, 1]")
-        scores.append(psnr_ssim(sr_u8, hr_u8, s))
-        near = to_uint8(lr, "[0, 1]").repeat(s, 0).repeat(s, 1)        # the LR as it is, enlarged
-        rows.append(np.concatenate([near, sr_u8, hr_u8], axis=1))
-    width = max(r.shape[1] for r in rows)
-    grid = np.concatenate([np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
-    psnr, ssim = (float(np.mean(v)) for v in zip(*scores))
-    return {"val_psnr": psnr, "val_ssim": ssim}, grid
+    return runner_validate(sr_net, images, device, lr_view="nearest")
 
 
 # --------------------------------------------------------------------------------------

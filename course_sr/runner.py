@@ -112,6 +112,37 @@ def to_uint8(img: torch.Tensor, source: str) -> np.ndarray:
     return x.to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+@torch.no_grad()
+def validate(net: torch.nn.Module, images, device=None, lr_view: str = "bicubic") -> tuple[dict[str, float], np.ndarray]:
+    """Mean Y-channel PSNR/SSIM (``scale`` pixels shaved, ``metrics.psnr_ssim``) of ``net`` on
+    ``images`` ([(lr, hr)] in [0, 1]) and a grid ``LR | SR | HR``, one row per image (uint8 HxWx3).
+
+    ``net`` is any SR network of the kit (``scale``, ``output_range``), run in eval mode through
+    ``inference.super_resolve`` (its mode is restored). ``lr_view``: the LR column enlarged by
+    ``"bicubic"`` (what a plain upscaler gives) or ``"nearest"`` (the pixels as they are).
+    """
+    from .inference import super_resolve
+    from .metrics import psnr_ssim
+
+    if lr_view not in ("bicubic", "nearest"):
+        raise ValueError(f"lr_view must be 'bicubic' or 'nearest', got {lr_view!r}")
+    s, rows, scores = int(net.scale), [], []
+    for lr, hr in images:
+        sr = super_resolve(net, lr, device=device).cpu()                 # (3, H, W) in [0, 1], clamped
+        sr_u8, hr_u8 = to_uint8(sr, "[0, 1]"), to_uint8(hr, "[0, 1]")
+        scores.append(psnr_ssim(sr_u8, hr_u8, s))
+        if lr_view == "nearest":
+            left = to_uint8(lr, "[0, 1]").repeat(s, 0).repeat(s, 1)
+        else:
+            up = F.interpolate(lr.unsqueeze(0), scale_factor=s, mode="bicubic", align_corners=False)[0]
+            left = to_uint8(up.clamp(0, 1), "[0, 1]")
+        rows.append(np.concatenate([left, sr_u8, hr_u8], axis=1))
+    width = max(r.shape[1] for r in rows)
+    grid = np.concatenate([np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
+    psnr, ssim = (float(np.mean(v)) for v in zip(*scores))
+    return {"val_psnr": psnr, "val_ssim": ssim}, grid
+
+
 class WindowMeans:
     """Sums of logged tensors since the last report, kept on the device (no sync per step)."""
 
@@ -322,24 +353,9 @@ class SRGANTraining:
         n = min(int(self.cfg.val_images), len(ds))
         return [centre_crop_pair(*ds[i], int(self.cfg.val_crop), int(self.cfg.scaling_factor)) for i in range(n)]
 
-    @torch.no_grad()
     def validate(self, images) -> tuple[dict[str, float], np.ndarray]:
-        """Mean Y-channel PSNR/SSIM (shave = scale) and a grid LR(bicubic) | SR | HR, one row per image."""
-        from .metrics import psnr_ssim
-
-        self.generator.eval()                       # BatchNorm uses its running statistics
-        scale, rows, scores = int(self.cfg.scaling_factor), [], []
-        for lr, hr in images:
-            sr = self.generator(lr.unsqueeze(0).to(self.device))[0]            # (3, H, W) in output_range
-            sr_u8, hr_u8 = to_uint8(sr, self.generator.output_range), to_uint8(hr, "[0, 1]")
-            scores.append(psnr_ssim(sr_u8, hr_u8, scale))
-            bicubic = F.interpolate(lr.unsqueeze(0), scale_factor=scale, mode="bicubic", align_corners=False)[0]
-            rows.append(np.concatenate([to_uint8(bicubic.clamp(0, 1), "[0, 1]"), sr_u8, hr_u8], axis=1))
-        self.generator.train()
-        width = max(r.shape[1] for r in rows)
-        grid = np.concatenate([np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
-        psnr, ssim = (float(np.mean(v)) for v in zip(*scores))
-        return {"val_psnr": psnr, "val_ssim": ssim}, grid
+        """Mean Y-channel PSNR/SSIM of the generator on ``images`` and its grid (see :func:`validate`)."""
+        return validate(self.generator, images, self.device, lr_view="bicubic")
 
 
 def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters: int | None,
