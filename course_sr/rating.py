@@ -48,7 +48,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+from course_sr.utils import list_images
+
 SCORES = (1, 2, 3, 4, 5)
 KEY_DIR = "_key"
 KEY_NAME = "key.csv"
@@ -84,22 +85,6 @@ Image Super-Resolution Using a Generative Adversarial Network", CVPR 2017.)
 # --------------------------------------------------------------------------------------
 # Building the pack
 # --------------------------------------------------------------------------------------
-def _list_images(folder: Path) -> dict[str, Path]:
-    """Stem -> file for the images directly in ``folder`` (sorted; clear errors)."""
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
-    found: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTS:
-            if p.stem in found:
-                raise ValueError(f"{folder}: two images share the name {p.stem!r} "
-                                 f"({found[p.stem].name}, {p.name})")
-            found[p.stem] = p
-    if not found:
-        raise ValueError(f"no images ({', '.join(IMAGE_EXTS)}) in folder {folder}")
-    return found
-
-
 def _read_pixels(path: Path) -> np.ndarray:
     """Pixels of an image file as uint8 HxW, HxWx3 or HxWx4 (mode kept; error names the file)."""
     try:
@@ -156,7 +141,7 @@ def make_rating_pack(image_dirs: Mapping[str, str | Path], out_dir: str | Path, 
     if (out / KEY_DIR / KEY_NAME).exists() or (out / "images").exists():
         raise FileExistsError(f"{out} already holds a rating pack; choose a new folder "
                               "(a second shuffle would not match the first key)")
-    per_method = {str(m): _list_images(Path(d)) for m, d in image_dirs.items()}
+    per_method = {str(m): {p.stem: p for p in list_images(d)} for m, d in image_dirs.items()}
     methods = list(per_method)
     stems = sorted(per_method[methods[0]])
     for m in methods[1:]:

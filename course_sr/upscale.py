@@ -36,9 +36,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from course_sr.utils import convert_image, load_image
+from course_sr.utils import convert_image, list_images, load_image
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 LUMA_601 = np.array([0.299, 0.587, 0.114])        # full-range BT.601 luma, as PIL's convert("L")
 BICUBIC = "bicubic"
 
@@ -135,22 +134,6 @@ def upscale_file(model: Any, path: str | Path, out_path: str | Path, scale: int 
     pixels, alpha = read_image(path)
     sr, sr_alpha = upscale_array(model, pixels, alpha, scale=scale, tile=tile, device=device, half=half)
     return _write_png(Path(out_path), sr, sr_alpha)
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """The image files directly in ``folder``, sorted; clear errors for a missing or empty folder."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_EXTS)}) in folder {folder}")
-    stems: dict[str, Path] = {}
-    for p in files:
-        if p.stem in stems:
-            raise ValueError(f"{folder}: {stems[p.stem].name} and {p.name} would both be written as {p.stem}.png")
-        stems[p.stem] = p
-    return files
 
 
 def upscale_folder(model: Any, in_dir: str | Path, out_dir: str | Path, scale: int | None = None,

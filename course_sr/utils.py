@@ -168,6 +168,29 @@ def load_image(path, keep_gray: bool = False) -> np.ndarray:
         raise ValueError(f"cannot read image {path}: {err}") from err
 
 
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(folder) -> list[Path]:
+    """The image files (``IMAGE_EXTS``) directly in ``folder``, sorted.
+
+    Callers write one output per input named by its stem, so two inputs with the same stem are
+    an error, as are a missing folder and one without images (messages name the folder).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise ValueError(f"no images ({', '.join(IMAGE_EXTS)}) in folder {folder}")
+    stems: dict[str, Path] = {}
+    for p in files:
+        if p.stem in stems:
+            raise ValueError(f"{folder}: {stems[p.stem].name} and {p.name} would both be written as {p.stem}.png")
+        stems[p.stem] = p
+    return files
+
+
 def save_image(path, image: np.ndarray) -> Path:
     """Write a uint8 ``(H, W, 3)`` or ``(H, W)`` array to ``path`` (format from the suffix).
 
