@@ -157,17 +157,13 @@ def _load_methods(methods, scale: int, device) -> dict:
 
 
 def _super_resolve_uint8(model, lr: np.ndarray, scale: int, device, tile) -> np.ndarray:
-    """uint8 LR (H, W[, 3]) -> uint8 SR (H*s, W*s, 3): the network's output rounded, as papers do."""
+    """uint8 LR (H, W[, 3]) -> uint8 SR: bicubic (``model`` None) or the network, rounded as papers do."""
     from course_sr.imresize import imresize
-    from course_sr.inference import super_resolve
+    from course_sr.inference import super_resolve_uint8
 
     if model is None:
         return imresize(lr, scale)                     # uint8 in -> MATLAB-rounded uint8 out
-    rgb = np.repeat(lr[:, :, None], 3, axis=2) if lr.ndim == 2 else lr    # networks take RGB
-    x = convert_image(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1), "[0, 255]", "[0, 1]")
-    sr = super_resolve(model, x, tile=tile, device=device)                 # (3, H*s, W*s) in [0, 1]
-    sr = convert_image(sr, "[0, 1]", "[0, 255]").round().clamp(0, 255).to(torch.uint8)
-    return sr.permute(1, 2, 0).cpu().numpy()
+    return super_resolve_uint8(model, lr, tile=tile, device=device)
 
 
 def _lpips_scorer(device):

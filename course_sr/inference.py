@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import torch
 
 from course_sr.utils import convert_image
@@ -171,3 +172,15 @@ def _tiled(model, lr, tile, overlap, device, dtype, scale, out_range) -> torch.T
             out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = sr[
                 :, :, (y0 - cy0) * scale:(y1 - cy0) * scale, (x0 - cx0) * scale:(x1 - cx0) * scale]
     return out
+
+
+def super_resolve_uint8(model, image: np.ndarray, tile: int | None = None, device=None,
+                        half: bool = False) -> np.ndarray:
+    """uint8 ``(H, W)`` or ``(H, W, 3)`` -> uint8 ``(H*s, W*s, 3)``: :func:`super_resolve` with
+    its output rounded to 8 bits, as a saved image has it (and as SR papers score it). A gray
+    image goes through the network as RGB (networks take 3 channels)."""
+    rgb = np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
+    lr = convert_image(torch.from_numpy(np.array(rgb)).permute(2, 0, 1), "[0, 255]", "[0, 1]")  # copy: writable
+    sr = super_resolve(model, lr, tile=tile, device=device, half=half)          # (3, sH, sW) in [0, 1]
+    sr = convert_image(sr.detach().float().cpu(), "[0, 1]", "[0, 255]").round().clamp(0, 255)
+    return sr.to(torch.uint8).permute(1, 2, 0).numpy()

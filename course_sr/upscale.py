@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from course_sr.utils import convert_image, list_images, load_image
+from course_sr.utils import list_images, load_image
 
 LUMA_601 = np.array([0.299, 0.587, 0.114])        # full-range BT.601 luma, as PIL's convert("L")
 BICUBIC = "bicubic"
@@ -96,13 +96,9 @@ def upscale_array(method: Any, image: np.ndarray, alpha: np.ndarray | None = Non
     if isinstance(method, str):
         sr = imresize(image, s)
     else:
-        from course_sr.inference import super_resolve
+        from course_sr.inference import super_resolve_uint8
 
-        rgb = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
-        lr = convert_image(torch.from_numpy(np.array(rgb)).permute(2, 0, 1), "[0, 255]", "[0, 1]")  # copy: writable
-        out = super_resolve(method, lr, tile=tile, device=device, half=half)      # (3, sH, sW) in [0, 1]
-        out = convert_image(out.detach().float().cpu(), "[0, 1]", "[0, 255]")
-        sr = out.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        sr = super_resolve_uint8(method, image, tile=tile, device=device, half=half)
         if image.ndim == 2:
             sr = _to_gray(sr)
     expected = (image.shape[0] * s, image.shape[1] * s)
