@@ -34,6 +34,13 @@ Named specs (``degradation="default"`` in the config names one):
   a small CycleGAN learns to imitate first (blur alone is too subtle for it in a short run).
 - ``fixed``    one point inside ``default`` (std 2.0 x 1.6 at 45 degrees, noise 15, quality 80), for
   test sets: "Set5 with a fixed degradation". The noise pattern still follows the seed.
+- ``sensor``   ``default`` without the JPEG step: anisotropic blur std 1.5-2.5, noise std 10-20.
+  What the kit's CPU-sized CycleSR runs use (``cyclesr-quick``, ``dual-quick``, the benchmark):
+  JPEG at quality 70-90 removes most of the fine-grained noise (a Haar noise estimate of the sample's
+  real LR: 4.5 with JPEG, 14 without, 2.2 for clean LR), and what it leaves is too subtle for a
+  small discriminator on 16 px patches: measured, it stays at chance for 1000 iterations and
+  CycleSR learns nothing. Real cameras compress; a GPU-sized CycleGAN can learn ``default``.
+- ``sensor-fixed``  ``fixed`` without the JPEG step: the test sets of ``sensor``.
 - ``clean``    no blur, no noise, no JPEG, bicubic downsampling: the clean-LR domain itself.
 """
 from __future__ import annotations
@@ -111,13 +118,15 @@ PRESETS: dict[str, Degradation] = {
     "fixed": Degradation(sigma=2.0, sigma2=1.6, theta=math.pi / 4, noise=15.0, jpeg=80),
     "clean": Degradation(sigma=0.0, down="bicubic"),
 }
+PRESETS["sensor"] = dataclasses.replace(PRESETS["default"], jpeg=None)
+PRESETS["sensor-fixed"] = dataclasses.replace(PRESETS["fixed"], jpeg=None)
 
 
 def get_degradation(spec: "str | Mapping[str, Any] | Degradation | None",
                     scale: int | None = None) -> Degradation | None:
     """Resolve a config value to a ``Degradation`` (None stays None: no synthetic degradation).
 
-    ``spec`` is a preset name (``"default"``, ``"fixed"``, ``"clean"``), a ``Degradation``, or a
+    ``spec`` is a preset name (``"default"``, ``"fixed"``, ``"sensor"``, ``"sensor-fixed"``, ``"clean"``), a ``Degradation``, or a
     mapping of fields (YAML-friendly: lists for ranges, numbers for fixed values) that may
     name ``preset`` to start from, e.g. ``{"preset": "fixed", "noise": 10}``. ``scale``
     overrides the spec's scale (the config's ``scaling_factor``).

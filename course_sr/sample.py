@@ -8,6 +8,7 @@ these images. They are deterministic crops of photos that scikit-image ships ins
     <root>/sample/test/HR/chelsea.png             <root>/sample/test/LR_bicubic/X4/chelseax4.png
     <root>/data_lists/sample_train_images.csv     rows "sample/train/HR/astronaut.png,sample/..."
     <root>/data_lists/sample_test_images.csv
+    <root>/sample/unpaired/clean/HR/astronaut_left.png  (and .../real/HR/astronaut_right.png)
     <root>/course_sr_sample.json                  completion marker: version, files, sha256
 
 - ``sample_train`` (6 images, sides multiples of 4, at most 512 px): astronaut, coffee, rocket,
@@ -18,6 +19,13 @@ these images. They are deterministic crops of photos that scikit-image ships ins
   clip after each 1-D pass), HR cropped TOP-LEFT to a multiple of 4 first, exactly how the MATLAB
   LR files of the standard benchmarks were made.
 - Grayscale photos (gravel, camera, coins) are stored as RGB with R = G = B (like Set14's man).
+- ``sample_unpaired_clean`` / ``sample_unpaired_real`` (6 images each): the unpaired setting of
+  CycleSR in miniature. Each training photo is cut into a left and a right half (at a multiple of
+  4 px); the left halves are the clean domain (HR + bicubic LR), the right halves the "real" domain,
+  whose HR the kit only ever degrades (``config.degradation``) to make real LR. No pixel is in both
+  domains, yet both show the same kinds of scene, as DIV2K 0001-0400 and 0401-0800 do. (Splitting
+  by photo instead, 3 against 3, lets a discriminator tell the domains apart by their content, a
+  rocket against a retina, instead of by the camera: measured, CycleSR then learns nothing.)
 
 Licences, as the docstrings of the installed ``skimage.data`` functions state them:
 astronaut (NASA, "No known copyright restrictions, released into the public domain"),
@@ -48,11 +56,12 @@ import numpy as np
 
 from course_sr.data_lists import write_data_list
 
-SAMPLE_VERSION = 1                  # bump when images, crops or layout change: caches rebuild
+SAMPLE_VERSION = 2                  # bump when images, crops or layout change: caches rebuild
 SCALE = 4
 ENV_DIR = "COURSE_SR_SAMPLE_DIR"
 MARKER = "course_sr_sample.json"
-SPLITS = ("sample_train", "sample_test")
+SPLITS = ("sample_train", "sample_test", "sample_unpaired_clean", "sample_unpaired_real")
+HALVES = {"sample_unpaired_clean": "left", "sample_unpaired_real": "right"}   # split -> half of each train photo
 
 # name -> (skimage.data function, (top, left, height, width) or None for the whole photo)
 TRAIN_IMAGES: dict[str, tuple[str, tuple[int, int, int, int] | None]] = {
@@ -102,21 +111,30 @@ def _build(dest: Path) -> dict[str, str]:
     from course_sr.utils import save_image
 
     files: dict[str, str] = {}
-    for split, images in (("train", TRAIN_IMAGES), ("test", TEST_IMAGES)):
-        rows = []
+    lists: dict[str, list[tuple[str, str]]] = {split: [] for split in SPLITS}
+
+    def write_pair(split: str, folder: str, name: str, hr: np.ndarray) -> None:
+        h, w = (hr.shape[0] // SCALE) * SCALE, (hr.shape[1] // SCALE) * SCALE
+        lr = imresize(hr[:h, :w], scalar_scale=1.0 / SCALE)   # top-left crop, MATLAB uint8 path
+        if lr.dtype != np.uint8 or lr.shape != (h // SCALE, w // SCALE, 3):
+            raise RuntimeError(f"imresize returned {lr.dtype} {lr.shape} for {name}")
+        hr_rel = f"sample/{folder}/HR/{name}.png"
+        lr_rel = f"sample/{folder}/LR_bicubic/X{SCALE}/{name}x{SCALE}.png"
+        save_image(dest / hr_rel, hr)
+        save_image(dest / lr_rel, lr)
+        lists[split].append((hr_rel, lr_rel))
+
+    for split, images in (("sample_train", TRAIN_IMAGES), ("sample_test", TEST_IMAGES)):
         for name, (func, box) in images.items():
             hr = _photo(func, box)
-            h, w = (hr.shape[0] // SCALE) * SCALE, (hr.shape[1] // SCALE) * SCALE
-            lr = imresize(hr[:h, :w], scalar_scale=1.0 / SCALE)   # top-left crop, MATLAB uint8 path
-            if lr.dtype != np.uint8 or lr.shape != (h // SCALE, w // SCALE, 3):
-                raise RuntimeError(f"imresize returned {lr.dtype} {lr.shape} for {name}")
-            hr_rel = f"sample/{split}/HR/{name}.png"
-            lr_rel = f"sample/{split}/LR_bicubic/X{SCALE}/{name}x{SCALE}.png"
-            save_image(dest / hr_rel, hr)
-            save_image(dest / lr_rel, lr)
-            rows.append((hr_rel, lr_rel))
-        list_rel = f"data_lists/sample_{split}_images.csv"
-        write_data_list(dest / list_rel, sorted(rows))
+            write_pair(split, split.removeprefix("sample_"), name, hr)
+            if split == "sample_train":        # the unpaired halves (train photos' sides are multiples of 4)
+                cut = hr.shape[1] // (2 * SCALE) * SCALE
+                for half_split, side in HALVES.items():
+                    half = hr[:, :cut] if side == "left" else hr[:, cut:]
+                    write_pair(half_split, f"unpaired/{half_split.split('_')[-1]}", f"{name}_{side}", half)
+    for split, rows in lists.items():
+        write_data_list(dest / f"data_lists/{split}_images.csv", sorted(rows))
     for p in sorted(dest.rglob("*")):
         if p.is_file():
             files[p.relative_to(dest).as_posix()] = _sha256(p)

@@ -1,6 +1,7 @@
 """The degradation synthesiser: determinism, geometry, each step doing what it says."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -16,13 +17,22 @@ def hr() -> np.ndarray:
     return np.clip((smooth - smooth.min()) / np.ptp(smooth) * 255, 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("spec", ["default", "fixed"])
+@pytest.mark.parametrize("spec", ["default", "fixed", "sensor", "sensor-fixed"])
 def test_same_image_and_seed_give_the_same_lr(hr, spec):
     a = degrade(hr, spec, seed=(0, 7))
     b = degrade(hr.copy(), spec, seed=(0, 7))
     assert a.dtype == np.uint8 and a.shape == (12, 10, 3)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, degrade(hr, spec, seed=(0, 8)))   # the seed matters (noise)
+
+
+@pytest.mark.parametrize("name, base", [("sensor", "default"), ("sensor-fixed", "fixed")])
+def test_sensor_presets_are_their_base_without_jpeg(hr, name, base):
+    spec = get_degradation(name)
+    assert spec.jpeg is None and dataclasses.replace(spec, jpeg=get_degradation(base).jpeg) == get_degradation(base)
+    p, q = sample_params(spec, 5), sample_params(get_degradation(base), 5)
+    assert p["quality"] is None and {k: p[k] for k in ("sigma", "sigma2", "theta", "noise")} == \
+        {k: q[k] for k in ("sigma", "sigma2", "theta", "noise")}      # same camera draws, minus the JPEG
 
 
 def test_params_depend_on_seed_only_and_stay_in_range():

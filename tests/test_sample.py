@@ -16,7 +16,8 @@ from course_sr.utils import load_image
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("split, n", [("sample_train", 6), ("sample_test", 4)])
+@pytest.mark.parametrize("split, n", [("sample_train", 6), ("sample_test", 4), ("sample_unpaired_clean", 6),
+                                      ("sample_unpaired_real", 6)])
 def test_lists_point_at_existing_pairs(sample_root, split, n):
     rows = read_data_list(sample_root / "data_lists", split)
     assert len(rows) == n and rows == sorted(rows)
@@ -27,10 +28,10 @@ def test_lists_point_at_existing_pairs(sample_root, split, n):
 
 def test_train_and_test_photos_are_disjoint(sample_root):
     names = {split: {Path(hr).stem for hr, _ in read_data_list(sample_root / "data_lists", split)}
-             for split in sample.SPLITS}
+             for split in ("sample_train", "sample_test")}
     assert not names["sample_train"] & names["sample_test"]
     sources = {split: {sample.TRAIN_IMAGES.get(n, sample.TEST_IMAGES.get(n))[0] for n in names[split]}
-               for split in sample.SPLITS}
+               for split in names}
     assert not sources["sample_train"] & sources["sample_test"]
 
 
@@ -40,10 +41,22 @@ def test_lr_is_matlab_imresize_of_top_left_crop(sample_root, split):
         hr, lr = load_image(sample_root / hr_rel), load_image(sample_root / lr_rel)
         h, w = hr.shape[0] // 4 * 4, hr.shape[1] // 4 * 4
         np.testing.assert_array_equal(lr, imresize(hr[:h, :w], scalar_scale=0.25), err_msg=lr_rel)
-        if split == "sample_train":
+        if split != "sample_test":
             assert hr.shape[0] % 4 == 0 and hr.shape[1] % 4 == 0 and max(hr.shape) <= 512
         else:
             assert max(hr.shape) <= 512
+
+
+def test_unpaired_halves_are_disjoint_and_make_up_each_train_photo(sample_root):
+    """The clean and real domains share no pixel, and together they are exactly the train photos."""
+    lists = {split: read_data_list(sample_root / "data_lists", split) for split in sample.HALVES}
+    for (train_hr, _), (left_hr, _), (right_hr, _) in zip(read_data_list(sample_root / "data_lists", "sample_train"),
+                                                          lists["sample_unpaired_clean"], lists["sample_unpaired_real"]):
+        name = Path(train_hr).stem
+        assert Path(left_hr).stem == f"{name}_left" and Path(right_hr).stem == f"{name}_right"
+        left, right = load_image(sample_root / left_hr), load_image(sample_root / right_hr)
+        np.testing.assert_array_equal(np.concatenate([left, right], axis=1), load_image(sample_root / train_hr))
+        assert abs(left.shape[1] - right.shape[1]) <= 4 and left.shape[1] % 4 == 0
 
 
 def test_test_split_has_a_side_that_is_not_a_multiple_of_4(sample_root):
