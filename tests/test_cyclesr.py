@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from course_sr.cyclesr import (CycleSR, DualRegression, cycle_loss, dual_loss, i
                                lsgan_loss, sr_loss, sr_output, validation_set)
 from course_sr.utils import seed_everything
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = dict(cyc_ngf=4, cyc_ndf=4, cyc_n_blocks=1, n_channels=4, n_blocks=1, SR_nb=2, SR_nf=4, dual_nf=4,
             pool_size=2, device="cpu")
 
@@ -210,7 +212,7 @@ def test_validation_set_degrades_hr_with_the_test_spec(sample_root):
     cfg = run_cfg(sample_root, val_images=2, val_crop=48)
     pairs = validation_set(cfg)
     assert len(pairs) == 2 and pairs[0][0].shape == (3, 12, 12) and pairs[0][1].shape == (3, 48, 48)
-    _, lr, _ = degraded_pairs(cfg, cfg.val_split, "fixed", limit=1, crop=48)[0]
+    _, lr, _ = degraded_pairs(cfg, cfg.val_split, cfg.test_degradation, limit=1, crop=48)[0]
     assert torch.equal(pairs[0][0], torch.from_numpy(lr).permute(2, 0, 1).float() / 255)
     real = validation_set(run_cfg(sample_root, degradation=None, val_images=1, val_crop=0))
     assert real[0][1].shape[-1] == 4 * real[0][0].shape[-1] and real[0][0].shape[-1] > 48
@@ -273,3 +275,33 @@ def test_compare_methods_trains_each_on_the_same_budget(sample_root):
         compare_methods(cfg, iters=2, methods=("srgan",))
     with pytest.raises(ValueError, match="needs a synthetic degradation"):
         compare_methods(run_cfg(sample_root, degradation=None), iters=2)
+
+
+def test_bench_cyclesr_cli_reports_seed_means_and_gains(sample_root, monkeypatch, capsys, tmp_path):
+    """benchmarks/bench_cyclesr.py's interface: --seeds repeats the comparison, the last stdout
+    line is one JSON object with the seed means and each method's gain over the bicubic-trained net."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("bench_cyclesr", REPO / "benchmarks" / "bench_cyclesr.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "SHARED", tmp_path / "absent")          # no Set5/Set14: sample only
+    sets = {"data_root": json.dumps(str(sample_root)), "csv_folder": json.dumps(str(sample_root / "data_lists")),
+            "batch_size": "2", "SR_nb": "2", "SR_nf": "4", "cyc_ngf": "4", "cyc_ndf": "4"}
+    before = torch.get_num_threads()
+    try:
+        assert bench.main(["--iters", "2", "--warmup", "1", "--seeds", "0", "1", "--methods", "bicubic", "paired",
+                           "cyclesr", "--set", *(f"{k}={v}" for k, v in sets.items())]) == 0
+    finally:
+        torch.set_num_threads(before)
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert out.count("--- seed") == 2 and summary["budget"]["seeds"] == [0, 1]
+    assert summary["budget"]["degradation"] == "sensor" and summary["budget"]["test_degradation"] == "sensor-fixed"
+    assert set(summary["results"]) == {"bicubic", "paired", "cyclesr"}
+    per_seed = summary["gain_db_per_seed"]["cyclesr"]["sample_test degraded"]
+    assert len(per_seed) == 2 and per_seed[0] != per_seed[1]              # the seed changes the run
+    assert summary["gain_db_vs_bicubic_trained"]["cyclesr"]["sample_test degraded"] == pytest.approx(
+        sum(per_seed) / 2, abs=1e-3)
+    assert summary["gain_db_min"]["cyclesr"]["sample_test degraded"] == pytest.approx(min(per_seed), abs=1e-3)
