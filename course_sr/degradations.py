@@ -116,21 +116,23 @@ class Degradation:
             raise ValueError(f"degradation jpeg quality must lie in 1..95, got {self.jpeg}")
 
 
+_DEFAULT = Degradation(sigma=(1.5, 2.5), sigma2=(1.5, 2.5), noise=(10.0, 20.0), jpeg=(70, 90))
+_FIXED = Degradation(sigma=2.0, sigma2=1.6, theta=math.pi / 4, noise=15.0, jpeg=80)
 PRESETS: dict[str, Degradation] = {
-    "default": Degradation(sigma=(1.5, 2.5), sigma2=(1.5, 2.5), noise=(10.0, 20.0), jpeg=(70, 90)),
-    "fixed": Degradation(sigma=2.0, sigma2=1.6, theta=math.pi / 4, noise=15.0, jpeg=80),
+    "default": _DEFAULT,
+    "fixed": _FIXED,
+    "sensor": dataclasses.replace(_DEFAULT, jpeg=None),
+    "sensor-fixed": dataclasses.replace(_FIXED, jpeg=None),
     "clean": Degradation(sigma=0.0, down="bicubic"),
 }
-PRESETS["sensor"] = dataclasses.replace(PRESETS["default"], jpeg=None)
-PRESETS["sensor-fixed"] = dataclasses.replace(PRESETS["fixed"], jpeg=None)
 
 
 def get_degradation(spec: "str | Mapping[str, Any] | Degradation | None",
                     scale: int | None = None) -> Degradation | None:
     """Resolve a config value to a ``Degradation`` (None stays None: no synthetic degradation).
 
-    ``spec`` is a preset name (``"default"``, ``"fixed"``, ``"sensor"``, ``"sensor-fixed"``, ``"clean"``), a ``Degradation``, or a
-    mapping of fields (YAML-friendly: lists for ranges, numbers for fixed values) that may
+    ``spec`` is a preset name (a key of ``PRESETS``: ``"default"``, ``"fixed"``, ``"sensor"``,
+    ``"sensor-fixed"``, ``"clean"``), a ``Degradation``, or a mapping of fields (YAML-friendly: lists for ranges, numbers for fixed values) that may
     name ``preset`` to start from, e.g. ``{"preset": "fixed", "noise": 10}``. ``scale``
     overrides the spec's scale (the config's ``scaling_factor``).
     """

@@ -61,7 +61,8 @@ SCALE = 4
 ENV_DIR = "COURSE_SR_SAMPLE_DIR"
 MARKER = "course_sr_sample.json"
 SPLITS = ("sample_train", "sample_test", "sample_unpaired_clean", "sample_unpaired_real")
-HALVES = {"sample_unpaired_clean": "left", "sample_unpaired_real": "right"}   # split -> half of each train photo
+# unpaired split -> (which half of each train photo, its folder under sample/)
+HALVES = {"sample_unpaired_clean": ("left", "unpaired/clean"), "sample_unpaired_real": ("right", "unpaired/real")}
 
 # name -> (skimage.data function, (top, left, height, width) or None for the whole photo)
 TRAIN_IMAGES: dict[str, tuple[str, tuple[int, int, int, int] | None]] = {
@@ -124,15 +125,15 @@ def _build(dest: Path) -> dict[str, str]:
         save_image(dest / lr_rel, lr)
         lists[split].append((hr_rel, lr_rel))
 
-    for split, images in (("sample_train", TRAIN_IMAGES), ("sample_test", TEST_IMAGES)):
-        for name, (func, box) in images.items():
-            hr = _photo(func, box)
-            write_pair(split, split.removeprefix("sample_"), name, hr)
-            if split == "sample_train":        # the unpaired halves (train photos' sides are multiples of 4)
-                cut = hr.shape[1] // (2 * SCALE) * SCALE
-                for half_split, side in HALVES.items():
-                    half = hr[:, :cut] if side == "left" else hr[:, cut:]
-                    write_pair(half_split, f"unpaired/{half_split.split('_')[-1]}", f"{name}_{side}", half)
+    for name, (func, box) in TEST_IMAGES.items():
+        write_pair("sample_test", "test", name, _photo(func, box))
+    for name, (func, box) in TRAIN_IMAGES.items():
+        hr = _photo(func, box)
+        write_pair("sample_train", "train", name, hr)
+        cut = hr.shape[1] // (2 * SCALE) * SCALE       # train photos' sides are multiples of 4: so are both halves
+        halves = {"left": hr[:, :cut], "right": hr[:, cut:]}
+        for split, (side, folder) in HALVES.items():
+            write_pair(split, folder, f"{name}_{side}", halves[side])
     for split, rows in lists.items():
         write_data_list(dest / f"data_lists/{split}_images.csv", sorted(rows))
     for p in sorted(dest.rglob("*")):
