@@ -178,14 +178,13 @@ def _rel(path: Path, root: Path) -> str:
 
 def _make_lr(hr_path: Path, lr_path: Path, scale: int) -> None:
     """Write the MATLAB-bicubic LR of ``hr_path`` (HR cropped top-left to a multiple of scale)."""
-    from course_sr.imresize import imresize
+    from course_sr.imresize import matlab_lr
     from course_sr.utils import load_image, save_image
 
     hr = load_image(hr_path)
-    h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
-    if h == 0 or w == 0:
+    if hr.shape[0] < scale or hr.shape[1] < scale:
         raise ValueError(f"{hr_path} is {hr.shape[1]}x{hr.shape[0]}, smaller than the scale {scale}")
-    save_image(lr_path, imresize(hr[:h, :w], scalar_scale=1.0 / scale))
+    save_image(lr_path, matlab_lr(hr, scale))
 
 
 def _split_rows(root: Path, split: str, layout: Layout, scale: int, make_missing_lr: bool,

@@ -69,6 +69,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from course_sr.data_lists import list_path, read_data_list
+from course_sr.loader import _config_get
 from course_sr.utils import load_image
 
 log = logging.getLogger(__name__)
@@ -183,11 +184,6 @@ class ImageStore:
         self.replace = replace or {}
         self._buf = buffer
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes the decoded images take (RAM for "memory", disk for "disk")."""
-        return int(sum(h * w * c for h, w, c in self.shapes))
-
     def __len__(self) -> int:
         return len(self.paths)
 
@@ -234,7 +230,8 @@ class ImageStore:
         if mode not in CACHE_MODES:
             raise ValueError(f"cache must be one of {CACHE_MODES}, got {mode!r}")
         store = cls(paths, shapes, mode, replace=replace)
-        if mode == "none":
+        if mode == "none":   # made images: make each once now, not on every access
+            store.replace = {i: _Const(f()) for i, f in store.replace.items()}
             return store
         sizes = [h * w * c for h, w, c in store.shapes]
         store.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64).tolist()
@@ -282,11 +279,6 @@ class _Const:
 # --------------------------------------------------------------------------------------
 # The dataset
 # --------------------------------------------------------------------------------------
-def _config_get(config, key, default=None):
-    value = config.get(key, default) if hasattr(config, "get") else getattr(config, key, default)
-    return default if value is None else value
-
-
 class SRDataset(Dataset):
     """The course's paired dataset: ``SRDataset(split, config)`` -> items ``(lr, hr)``.
 
@@ -345,10 +337,9 @@ class SRDataset(Dataset):
         hr_sizes = [image_size(p) for p in self.hr_paths]
         lr_sizes = [image_size(p) for p in self.lr_paths]
         self.regenerated = self._check_sizes(hr_sizes, lr_sizes)
+        # Train crops never read HR beyond scale*LR; test items crop HR top-left to it.
         lr_shapes = [(H // self.scale, W // self.scale, 3) if i in self.regenerated else (h, w, 3)
                      for i, ((H, W), (h, w)) in enumerate(zip(hr_sizes, lr_sizes))]
-        # Train crops never read HR beyond scale*LR; test items crop HR top-left to it.
-        self._lr_shapes = lr_shapes
 
         mode = cache if cache is not None else (_config_get(config, "cache", "memory") if self.train else "none")
         if mode not in CACHE_MODES:
@@ -358,15 +349,13 @@ class SRDataset(Dataset):
         self.cache_bytes = 0 if mode == "none" else sum(h * w * 3 for h, w, _ in hr_shapes + lr_shapes)
         if mode != "none":
             self._check_memory(mode, _config_get(config, "cache_max_gb"))
-        cache_dir = _config_get(config, "cache_dir")
-        if cache_dir is None and mode == "disk":
-            cache_dir = Path(_config_get(config, "data_root", hr_folder)) / ".cache_npy"
+        self.cache_dir = _config_get(config, "cache_dir")     # where "disk" stores live (None: unused)
+        if self.cache_dir is None and mode == "disk":
+            self.cache_dir = Path(_config_get(config, "data_root", hr_folder)) / ".cache_npy"
         t0 = time.perf_counter()
         replace = {i: _RegeneratedLR(self.hr_paths[i], self.scale) for i in self.regenerated}
-        if mode == "none":   # regenerate once now, not per item
-            replace = {i: _Const(f()) for i, f in replace.items()}
-        self.hr = ImageStore.build(self.hr_paths, hr_shapes, mode, cache_dir, f"{split}-HR")
-        self.lr = ImageStore.build(self.lr_paths, lr_shapes, mode, cache_dir,
+        self.hr = ImageStore.build(self.hr_paths, hr_shapes, mode, self.cache_dir, f"{split}-HR")
+        self.lr = ImageStore.build(self.lr_paths, lr_shapes, mode, self.cache_dir,
                                    f"{split}-LR-x{self.scale}", replace=replace)
         if mode != "none":
             log.info("%s: decoded %d image pairs into %s cache, %.2f GB, in %.1f s", split,
@@ -436,7 +425,7 @@ class SRDataset(Dataset):
         if index < 0:
             raise IndexError(f"negative index {index}")
         image = (index % len(self)) // self.patch_num
-        h, w, _ = self._lr_shapes[image]
+        h, w, _ = self.lr.shapes[image]
         return (image, *crop_params(self.seed, index, h, w, self.lr_patch))
 
     def __getitem__(self, index: int):
@@ -484,12 +473,9 @@ class _RegeneratedLR:
         self.hr_path, self.scale = hr_path, scale
 
     def __call__(self) -> np.ndarray:
-        from course_sr.imresize import imresize
+        from course_sr.imresize import matlab_lr
 
-        hr = load_image(self.hr_path)
-        s = self.scale
-        hr = hr[: hr.shape[0] // s * s, : hr.shape[1] // s * s]
-        return np.ascontiguousarray(imresize(hr, scalar_scale=1.0 / s), dtype=np.uint8)
+        return matlab_lr(load_image(self.hr_path), self.scale)
 
 
 # The batch stream (sampler + shared-ring loader) is its own idea: course_sr/loader.py. Its names

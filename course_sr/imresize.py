@@ -257,6 +257,16 @@ def imresize(
 # --------------------------------------------------------------------------------------
 # numpy: banded BLAS products, rounding fused per band
 # --------------------------------------------------------------------------------------
+def matlab_lr(hr: np.ndarray, scale: int) -> np.ndarray:
+    """The LR image the standard benchmarks' MATLAB files are: ``hr`` (H, W, C) uint8 cropped
+    top-left to a multiple of ``scale``, then ``imresize(hr, 1/scale)`` on the uint8 path.
+    Returns (H // scale, W // scale, C) uint8, C-contiguous."""
+    h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
+    if h == 0 or w == 0:
+        raise ValueError(f"image is {hr.shape[1]}x{hr.shape[0]}, smaller than the scale {scale}")
+    return np.ascontiguousarray(imresize(hr[:h, :w], scalar_scale=1.0 / scale))
+
+
 def _check_numpy(image: np.ndarray) -> None:
     if image.ndim not in (2, 3):
         raise ValueError(f"a numpy image must be HxW or HxWxC, got shape {image.shape}")

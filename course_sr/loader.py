@@ -164,7 +164,7 @@ class TrainLoader(DataLoader):
             kwargs = dict(persistent_workers=True, prefetch_factor=prefetch_factor,
                           multiprocessing_context=multiprocessing_context)
         self.fetcher = _RingFetcher(dataset, ring, fields)
-        self.train_dataset, self.train_sampler, self.pin = dataset, batch_sampler, pin_memory
+        self.train_sampler, self.pin = batch_sampler, pin_memory
         super().__init__(self.fetcher, batch_size=None, sampler=_Numbered(batch_sampler),
                          num_workers=num_workers, collate_fn=_identity, **kwargs)
 

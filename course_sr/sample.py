@@ -108,16 +108,15 @@ def _sha256(path: Path) -> str:
 
 def _build(dest: Path) -> dict[str, str]:
     """Write every image, LR and list under ``dest``; returns ``{relative path: sha256}``."""
-    from course_sr.imresize import imresize
+    from course_sr.imresize import matlab_lr
     from course_sr.utils import save_image
 
     files: dict[str, str] = {}
     lists: dict[str, list[tuple[str, str]]] = {split: [] for split in SPLITS}
 
     def write_pair(split: str, folder: str, name: str, hr: np.ndarray) -> None:
-        h, w = (hr.shape[0] // SCALE) * SCALE, (hr.shape[1] // SCALE) * SCALE
-        lr = imresize(hr[:h, :w], scalar_scale=1.0 / SCALE)   # top-left crop, MATLAB uint8 path
-        if lr.dtype != np.uint8 or lr.shape != (h // SCALE, w // SCALE, 3):
+        lr = matlab_lr(hr, SCALE)                     # top-left crop, MATLAB uint8 path
+        if lr.dtype != np.uint8 or lr.shape != (hr.shape[0] // SCALE, hr.shape[1] // SCALE, 3):
             raise RuntimeError(f"imresize returned {lr.dtype} {lr.shape} for {name}")
         hr_rel = f"sample/{folder}/HR/{name}.png"
         lr_rel = f"sample/{folder}/LR_bicubic/X{SCALE}/{name}x{SCALE}.png"

@@ -125,8 +125,7 @@ class UnpairedDataset(torch.utils.data.Dataset):
         tag = f"{real_split}-real-x{self.scale}"
         if self.spec is not None:   # the synthetic images depend on the spec: so does their cache name
             tag += "-" + hashlib.sha1(repr(self.spec).encode()).hexdigest()[:8]
-        cache_dir = config.get("cache_dir") or os.path.join(str(config["data_root"]), ".cache_npy")
-        self.real = ImageStore.build(paths, shapes, mode, cache_dir, tag, replace=replace)
+        self.real = ImageStore.build(paths, shapes, mode, self.paired.cache_dir, tag, replace=replace)
 
     def __len__(self) -> int:
         return self.n_clean * self.patch_num
