@@ -455,11 +455,12 @@ def _run(trainer_cls, config, out_dir, records, max_iters, resume) -> dict[str, 
     from .config import to_plain
     from .datasets import make_train_loader
     from .models import count_parameters
-    from .runner import WindowMeans, data_config, dist_info, resolve_device
+    from .distributed import current, resolve_device
+    from .runner import WindowMeans, data_config
     from .unpaired import UnpairedDataset
     from .utils import seed_everything
 
-    if dist_info()[1] > 1:
+    if current().world_size > 1:
         raise ValueError(f"{trainer_cls.method} runs in one process; start it without torchrun")
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"

@@ -82,7 +82,12 @@ class DistInfo:
                 f"backend {dist.get_backend()}")
 
 
-def _want_device(name: str) -> torch.device:
+def _initialized() -> bool:
+    """Is there a process group to talk to (torch.distributed built in and initialised)?"""
+    return dist.is_available() and dist.is_initialized()
+
+
+def resolve_device(name: str = "auto") -> torch.device:
     """``config.device`` as a torch.device; ``auto`` is cuda when available, else cpu."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -118,8 +123,8 @@ def current(device: str | torch.device = "auto") -> DistInfo:
     Reads the process group when one is initialised (NCCL: GPU ``LOCAL_RANK``; gloo: CPU, as
     :func:`init_distributed` pairs them), else a single process on ``device``.
     """
-    if not (dist.is_available() and dist.is_initialized()):
-        return DistInfo(device=_want_device(str(device)))
+    if not _initialized():
+        return DistInfo(device=resolve_device(str(device)))
     rank, world = dist.get_rank(), dist.get_world_size()
     local = int(os.environ.get("LOCAL_RANK", rank))
     return DistInfo(rank, world, local, _group_device("cuda" if dist.get_backend() == "nccl" else "cpu", local))
@@ -135,18 +140,18 @@ def init_distributed(config: Mapping[str, Any] | None = None) -> DistInfo:
     existing group's info. Errors name the missing variable or the GPU that is not there.
     """
     name = str((config or {}).get("device", "auto"))
-    if dist.is_available() and dist.is_initialized():
+    if _initialized():
         return current(name)
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if world <= 1:
-        return DistInfo(device=_want_device(name))
+        return DistInfo(device=resolve_device(name))
     if not dist.is_available():
         raise RuntimeError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed")
     rank, local = _env_int("RANK"), _env_int("LOCAL_RANK")
     for var in ("MASTER_ADDR", "MASTER_PORT"):
         if var not in os.environ:
             raise RuntimeError(f"WORLD_SIZE={world} but {var} is not set: start distributed runs with torchrun")
-    device = _group_device(_want_device(name).type, local)
+    device = _group_device(resolve_device(name).type, local)
     if device.type == "cuda":
         torch.cuda.set_device(device)   # NCCL and the CUDA caching allocator use the current device
         dist.init_process_group("nccl", init_method="env://", rank=rank, world_size=world, device_id=device)
@@ -157,12 +162,12 @@ def init_distributed(config: Mapping[str, Any] | None = None) -> DistInfo:
 
 def cleanup() -> None:
     """Leave the process group (no-op when there is none). Call once, at the end of the command."""
-    if dist.is_available() and dist.is_initialized():
+    if _initialized():
         dist.destroy_process_group()
 
 
 def _active() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return _initialized() and dist.get_world_size() > 1
 
 
 # --------------------------------------------------------------------------------------
@@ -255,7 +260,7 @@ class AllReduceBatchNorm(_BatchNorm):
     def _synchronised(self) -> bool:
         if not (self.training or not self.track_running_stats):
             return False                        # eval with running statistics: nothing to share
-        if not (dist.is_available() and dist.is_initialized()):
+        if not _initialized():
             return False
         return dist.get_world_size(self.process_group) > 1
 

@@ -59,7 +59,8 @@ from tqdm import tqdm
 from .checkpoint import (NonFiniteError, capture_rng_state, load_checkpoint, restore_rng_state,
                          save_checkpoint)
 from .config import finalize, get_config, to_plain
-from .distributed import DistInfo, all_reduce_mean, barrier, init_distributed, wrap_model
+from .distributed import (DistInfo, all_reduce_mean, barrier, current, init_distributed,  # noqa: F401
+                          resolve_device, wrap_model)  # resolve_device: public here for course code
 from .models import build_discriminator, build_generator, build_vgg, count_parameters
 from .solver import (ContentLoss, Precision, gan_step, make_gan_optimizers, make_pretrain_optimizer,
                      pretrain_step)
@@ -71,20 +72,6 @@ STAGES = ("pretrain", "gan")
 # --------------------------------------------------------------------------------------
 # Small helpers (public: the CycleSR runner uses them too)
 # --------------------------------------------------------------------------------------
-def dist_info() -> tuple[int, int]:
-    """``(rank, world_size)`` of this process: (0, 1) unless torch.distributed is initialised."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as torch.device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def data_config(config: Mapping[str, Any]) -> EasyDict:
     """A copy of ``config`` whose data paths are filled in (the embedded sample when None)."""
     from .sample import resolve_data
@@ -616,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = run(config, args.out, max_iters=args.max_iters, resume=args.resume)
-        rank = dist_info()[0]
+        rank = current().rank
     finally:
         cleanup()                       # leave torchrun's process group (no-op otherwise)
     if rank != 0:
