@@ -60,7 +60,7 @@ from torch import nn
 
 from .cyclesr_nets import (ImagePool, build_dual_network, build_patch_discriminator, build_sr_network,
                            build_transfer_generator)
-from .solver import Precision
+from .solver import Precision, adversarial_loss, make_pretrain_optimizer
 from .utils import convert_image
 
 CYCLEGAN_BETAS = (0.5, 0.999)  # CycleGAN's Adam betas (a lower beta1 keeps the GAN game stable)
@@ -75,7 +75,7 @@ def lsgan_loss(scores: torch.Tensor, target_is_real: bool) -> torch.Tensor:
     ``scores``: the PatchGAN's raw outputs (N, 1, h, w), no sigmoid. Unlike the log loss it
     keeps pushing samples that are on the right side of the boundary but far from it.
     """
-    return F.mse_loss(scores, torch.full_like(scores, 1.0 if target_is_real else 0.0))
+    return adversarial_loss(scores, target_is_real, F.mse_loss)
 
 
 def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
@@ -130,18 +130,6 @@ def set_requires_grad(nets, flag: bool) -> None:
         net.requires_grad_(flag)
 
 
-def _update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, precision: Precision, clip: float) -> None:
-    """zero_grad, backward, clip the gradient norm of the optimizer's parameters, step."""
-    optimizer.zero_grad(set_to_none=True)
-    precision.scaler.scale(loss).backward()
-    precision.scaler.unscale_(optimizer)           # clip the true gradients, not scaled ones
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    if clip and clip > 0:
-        torch.nn.utils.clip_grad_norm_(params, clip)
-    precision.scaler.step(optimizer)
-    precision.scaler.update()
-
-
 def sr_update(net: nn.Module, optimizer: torch.optim.Optimizer, precision: Precision, lr: torch.Tensor,
               hr: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
     """One step of the SR network alone on pairs (``lr`` (N, 3, h, w), ``hr`` (N, 3, s*h, s*w),
@@ -149,7 +137,7 @@ def sr_update(net: nn.Module, optimizer: torch.optim.Optimizer, precision: Preci
     paired baselines of :func:`compare_methods`: the same update, only the LR differs.)"""
     with precision.autocast():
         loss = sr_loss(sr_output(net, lr).float(), hr, config["SR_loss"])
-    _update(config["SR_lam"] * loss, optimizer, precision, config["grad_clip"])
+    precision.step(config["SR_lam"] * loss, optimizer, config["grad_clip"])
     return loss.detach()
 
 
@@ -261,7 +249,7 @@ class CycleSR(_Trainer):
                 loss_cycle_sr = sr_loss(sr_output(n.generator, fake_real).float(), hr, c["SR_loss"])
                 loss = loss + c["cycleSR_lam"] * loss_cycle_sr
                 out["G_sr"] = loss_cycle_sr
-        _update(loss, self.optimizers["G"], self.precision["G"], c["grad_clip"])
+        self.precision["G"].step(loss, self.optimizers["G"], c["grad_clip"])
         set_requires_grad([n.D_clean, n.D_real, n.generator], True)
         out["G_total"] = loss
         return ({k: v.detach() for k, v in out.items()},
@@ -285,7 +273,7 @@ class CycleSR(_Trainer):
             loss_real = 0.5 * (lsgan_loss(n.D_real(real), True) + lsgan_loss(n.D_real(fake_real), False))
             loss_clean = 0.5 * (lsgan_loss(n.D_clean(clean), True) + lsgan_loss(n.D_clean(fake_clean), False))
         # One backward for both: their parameters are disjoint, so the sum's gradients are each D's own.
-        _update(loss_real + loss_clean, self.optimizers["D"], self.precision["D"], self.config["grad_clip"])
+        self.precision["D"].step(loss_real + loss_clean, self.optimizers["D"], self.config["grad_clip"])
         return {"D_real": loss_real.detach(), "D_clean": loss_clean.detach()}
 
     def train_step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
@@ -323,8 +311,7 @@ class DualRegression(_Trainer):
         self.config, self.device = config, torch.device(device)
         self.nets = nn.ModuleDict({"generator": build_sr_network(config),
                                    "dual": build_dual_network(config)}).to(self.device)
-        self.optimizers = {"primal_dual": torch.optim.Adam(self.nets.parameters(), lr=config["lr_pretrain"],
-                                                           betas=tuple(config["adam_betas"]))}
+        self.optimizers = {"primal_dual": make_pretrain_optimizer(self.nets, config)}   # P and D together
         self.precision = {"primal_dual": Precision(self.device, bool(config.get("amp", False)))}
         self.total_iters = int(config["pretrain_iters"])
 
@@ -343,7 +330,7 @@ class DualRegression(_Trainer):
             sr_real = sr_output(n.generator, real).float()       # P(r): no HR to compare with...
             loss_loop = dual_loss(n.dual(sr_real).float(), real)  # ...but D(P(r)) ~ r closes the loop
             loss = loss_primal + lam * loss_dual + lam * c["dual_unpaired_weight"] * loss_loop
-        _update(loss, self.optimizers["primal_dual"], self.precision["primal_dual"], c["grad_clip"])
+        self.precision["primal_dual"].step(loss, self.optimizers["primal_dual"], c["grad_clip"])
         return {"primal": loss_primal.detach(), "dual": loss_dual.detach(), "loop": loss_loop.detach(),
                 "total": loss.detach()}
 

@@ -102,9 +102,14 @@ class Precision:
     def autocast(self):
         return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.enabled)
 
-    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, clip: float = 0.0) -> None:
+        """zero_grad, backward, (``clip > 0``: clip the gradient norm of the optimizer's
+        parameters, on the true, unscaled gradients), step."""
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if clip and clip > 0:
+            self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
         self.scaler.step(optimizer)      # skipped by the scaler when fp16 grads overflowed
         self.scaler.update()
 
@@ -117,8 +122,8 @@ class Precision:
 # One optimisation step of each stage
 # --------------------------------------------------------------------------------------
 def pretrain_step(lr: torch.Tensor, hr: torch.Tensor, generator: nn.Module, optimizer: torch.optim.Optimizer,
-                  precision: Precision | None = None) -> dict[str, torch.Tensor]:
-    """Stage 1 (SRResNet): one Adam step on the pixel MSE.
+                  precision: Precision | None = None, criterion: Criterion | None = None) -> dict[str, torch.Tensor]:
+    """Stage 1 (SRResNet): one Adam step on the pixel MSE (``criterion`` None; else ``criterion(sr, hr)``).
 
     ``lr``: ``(N, 3, h, w)`` in [0, 1]; ``hr``: ``(N, 3, s*h, s*w)`` in [-1, 1]. Returns the
     detached loss as ``{"loss": tensor}`` (no ``.item()``: no GPU sync per step).
@@ -126,7 +131,7 @@ def pretrain_step(lr: torch.Tensor, hr: torch.Tensor, generator: nn.Module, opti
     precision = precision or Precision("cpu", enabled=False)
     with precision.autocast():
         sr = generator(lr)                       # (N, 3, s*h, s*w) in [-1, 1]
-        loss = pixel_loss(sr.float(), hr)
+        loss = (criterion or pixel_loss)(sr.float(), hr)
     precision.step(loss, optimizer)
     return {"loss": loss.detach()}
 
@@ -233,9 +238,7 @@ def pretrain(train_loader, generator, content_loss_criterion, optimizer, epoch, 
     for i, (lr_imgs, hr_imgs) in enumerate(train_loader):
         lr_imgs = lr_imgs.to(device)                                             # [0, 1]
         hr_imgs = convert_image(hr_imgs.to(device), "[0, 1]", "[-1, 1]")        # [-1, 1]
-        with precision.autocast():
-            loss = content_loss_criterion(generator(lr_imgs).float(), hr_imgs)
-        precision.step(loss, optimizer)
+        loss = pretrain_step(lr_imgs, hr_imgs, generator, optimizer, precision, content_loss_criterion)["loss"]
         losses.update(loss.item(), lr_imgs.size(0))
         _check(losses.val, "the pixel loss", epoch, i)
         batch_time.update(time.time() - start)
