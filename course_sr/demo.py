@@ -80,7 +80,7 @@ def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = F
     print(f"{len(sr['sheets'])} comparison sheets in {out / 'Set5' / 'sheets'}")
 
     step("6/6 curves and the experiment report")
-    plot_history(ckpts / "last.pt", out_path=out / "curves.png")
+    plot_history(result, out_path=out / "curves.png")          # the run's history, no re-read
     report = write_report([out / "run"], eval_dir=out / "eval", out=out / "report.md",
                           sheets=out / "Set5" / "sheets", title="course_sr demo (quick preset)")
     step(f"done: report {report}, curves {out / 'curves.png'}, images {out / 'Set5'}")

@@ -422,10 +422,8 @@ def write_report(runs: Sequence[str | os.PathLike], eval_dir: str | os.PathLike 
             own = {k: v for k, v in changed.items() if not _same(v, base[k])}
             md += [f"Preset `{preset}`, changed on top of it: "
                    + (", ".join(f"`{k}` = `{_fmt(v)}` (preset `{_fmt(base[k])}`)" for k, v in own.items())
-                      or "nothing") + ".", "",
-                   "Every setting that differs from the defaults (`course_sr/config.py`):", ""]
-        else:
-            md += ["Every setting that differs from the defaults (`course_sr/config.py`):", ""]
+                      or "nothing") + ".", ""]
+        md += ["Every setting that differs from the defaults (`course_sr/config.py`):", ""]
         md += [_table(["setting", "value", "default"],
                       [[k, f"`{_fmt(v)}`", f"`{_fmt(DEFAULTS[k])}`"] for k, v in changed.items()])
                if changed else "(all defaults)", ""]

@@ -151,17 +151,17 @@ class WindowMeans:
         values = all_reduce_mean(torch.stack([self.sums[k] for k in keys]))
         return dict(zip(keys, values))
 
-    def check(self, where: str) -> None:
-        """Raise NonFiniteError naming the first NaN/inf value since the last report."""
-        for k, v in self._reduced().items():
-            if not bool(torch.isfinite(v)):
-                raise NonFiniteError(f"{k} became {float(v)} {where}")
-
-    def pop(self, where: str) -> dict[str, float]:
+    def check(self, where: str) -> dict[str, torch.Tensor]:
+        """Raise NonFiniteError naming the first NaN/inf value since the last report; else
+        return the (process-reduced) sums."""
         sums = self._reduced()
         for k, v in sums.items():
             if not bool(torch.isfinite(v)):
                 raise NonFiniteError(f"{k} became {float(v)} {where}")
+        return sums
+
+    def pop(self, where: str) -> dict[str, float]:
+        sums = self.check(where)
         out = {k: float(sums[k]) / self.n for k in self.sums}   # in the order the step returned them
         self.sums, self.n = {}, 0
         return out
@@ -356,8 +356,8 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters:
         t.init_generator_from(cfg.init_from)
     if ckpt:
         records.load_state_dict(ckpt["history"], source=resume_path, iteration=start_iter)
-        changed = {k: (v, to_plain(cfg).get(k)) for k, v in ckpt["config"].items()
-                   if k != "preset" and to_plain(cfg).get(k) != v}
+        now = to_plain(cfg)
+        changed = {k: (v, now.get(k)) for k, v in ckpt["config"].items() if k != "preset" and now.get(k) != v}
         if changed:
             records.log("resumed with settings that differ from the checkpoint's (old -> new): " +
                         ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
@@ -556,10 +556,7 @@ def plot_history(source: Mapping[str, Any] | str | os.PathLike, keys=None, out_p
     """
     from .records import plot_history as _plot
 
-    history = load_history(source)
-    if keys is None:       # the interesting ones first; it_per_s is for the log, not the plot
-        keys = [k for k in history if not k.endswith("/it_per_s")]
-    return _plot(history, keys=keys, out_path=out_path)
+    return _plot(load_history(source), keys=keys, out_path=out_path)   # keys None: all but it_per_s
 
 
 # --------------------------------------------------------------------------------------
