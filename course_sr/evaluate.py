@@ -37,10 +37,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from course_sr.data_lists import IMAGE_EXTENSIONS
 from course_sr.metrics import psnr_ssim
 from course_sr.utils import convert_image, load_image
 
-IMAGE_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
 CONVENTION = ("PSNR (dB) / SSIM on Y of MATLAB rgb2ycbcr (not rounded), {scale} px shaved from each border; "
               "SSIM of Wang et al. 2004 (11x11 Gaussian, sigma 1.5, L=255, valid window); SR rounded to "
               "uint8; gray images scored as Y; mean over images. Published bicubic x4: Set5 28.42/0.8104, "
@@ -53,14 +53,11 @@ NOT_COMPUTED = "not computed"
 # --------------------------------------------------------------------------------------
 def _lr_partner(lr_dir: Path, stem: str, scale: int) -> Path:
     """``<lr_dir>/<stem>x<scale>.png`` (or another image extension when that exists)."""
-    png = lr_dir / f"{stem}x{scale}.png"
-    if png.is_file():
-        return png
-    for ext in IMAGE_EXTENSIONS:
+    for ext in IMAGE_EXTENSIONS:              # .png first
         for candidate in (lr_dir / f"{stem}x{scale}{ext}", lr_dir / f"{stem}x{scale}{ext.upper()}"):
             if candidate.is_file():
                 return candidate
-    return png                                # missing: reported by the caller with the others
+    return lr_dir / f"{stem}x{scale}.png"     # missing: reported by the caller with the others
 
 
 def _find_dir(parent: Path, name: str) -> Path | None:
@@ -208,7 +205,7 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
         tile: LR tile side for ``super_resolve`` (``None``: its automatic rule).
         lpips: also report LPIPS (AlexNet) when the ``lpips`` package and weights are present;
             otherwise each entry's ``"lpips"`` is the string ``"not computed (...)"``.
-        progress: show a tqdm bar per set and method.
+        progress: show a tqdm bar per set.
 
     Returns:
         ``{set: {method: {"psnr": float, "ssim": float, "n": int}}}`` (plus ``"lpips"`` when
@@ -227,28 +224,29 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
     results: dict[str, dict[str, dict]] = {}
     rows: list[dict] = []
     for set_name, set_pairs in pairs.items():
-        results[set_name] = {}
-        for name, model in models.items():
-            scores = []
-            it = set_pairs
-            if progress:
-                from tqdm.auto import tqdm
+        per_method: dict[str, list[dict]] = {name: [] for name in models}
+        it = set_pairs
+        if progress:
+            from tqdm.auto import tqdm
 
-                it = tqdm(set_pairs, desc=f"{set_name} / {name}", leave=False)
-            for image, hr_path, lr_path in it:
-                hr = load_image(hr_path, keep_gray=True)
-                lr = load_image(lr_path, keep_gray=True)
-                if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
-                    raise ValueError(f"{lr_path} is {lr.shape[1]}x{lr.shape[0]} px but {hr_path} is "
-                                     f"{hr.shape[1]}x{hr.shape[0]}: not its x{scale} LR image")
-                hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]             # top-left crop
+            it = tqdm(set_pairs, desc=set_name, leave=False)
+        for image, hr_path, lr_path in it:           # each file decoded once, for every method
+            hr = load_image(hr_path, keep_gray=True)
+            lr = load_image(lr_path, keep_gray=True)
+            if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
+                raise ValueError(f"{lr_path} is {lr.shape[1]}x{lr.shape[0]} px but {hr_path} is "
+                                 f"{hr.shape[1]}x{hr.shape[0]}: not its x{scale} LR image")
+            hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]                 # top-left crop
+            for name, model in models.items():
                 sr = _super_resolve_uint8(model, lr, scale, device, tile)
                 p, s = psnr_ssim(sr, hr, scale)
                 row = {"set": set_name, "method": name, "image": image, "psnr": p, "ssim": s}
                 if lpips:
                     row["lpips"] = lpips_fn(sr, hr) if lpips_fn else lpips_note
-                rows.append(row)
-                scores.append(row)
+                per_method[name].append(row)
+        results[set_name] = {}
+        for name, scores in per_method.items():      # rows grouped by method, as the CSV has them
+            rows += scores
             entry = {"psnr": float(np.mean([r["psnr"] for r in scores])),
                      "ssim": float(np.mean([r["ssim"] for r in scores])), "n": len(scores)}
             if lpips:

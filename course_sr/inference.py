@@ -57,7 +57,7 @@ def _check_input(lr) -> None:
                         "(use convert_image(lr, '[0, 255]', '[0, 1]'))")
     if min(lr.shape) < 1:
         raise ValueError(f"super_resolve: lr has an empty dimension: shape {tuple(lr.shape)}")
-    lo, hi = lr.min().item(), lr.max().item()
+    lo, hi = (v.item() for v in torch.aminmax(lr))          # one pass
     if lo < -1e-3 or hi > 1 + 1e-3:
         raise ValueError(f"super_resolve: lr must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
                          "(convert with convert_image first)")

@@ -42,7 +42,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from course_sr.utils import YCBCR_Y_OFFSET, YCBCR_Y_WEIGHTS, pil_to_array, convert_image
+from course_sr.utils import LUMA_601, YCBCR_Y_OFFSET, YCBCR_Y_WEIGHTS, pil_to_array, convert_image
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -107,8 +107,7 @@ def _luma_pair(sr: np.ndarray, hr: np.ndarray):
     """Y of both float arrays, with the grayscale rule of the module docstring."""
     if sr.ndim == hr.ndim:
         return _y(sr), _y(hr)
-    full_range = np.asarray(YCBCR_Y_WEIGHTS) / 219.0          # 0.299, 0.587, 0.114
-    return [a if a.ndim == 2 else a @ full_range for a in (sr, hr)]
+    return [a if a.ndim == 2 else a @ LUMA_601 for a in (sr, hr)]      # full range: 0.299, 0.587, 0.114
 
 
 def _prepare(sr, hr, scale: int, y_channel: bool, input_range):

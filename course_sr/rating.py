@@ -229,8 +229,8 @@ def _parse_score(text: str | None, where: str) -> int | None:
     return int(s)
 
 
-def read_sheet(sheet: str | Path, key: Mapping[str, tuple[str, str]]) -> tuple[dict[str, int], int]:
-    """``({file: score}, blank_count)`` from one filled sheet, checked against the key."""
+def read_sheet(sheet: str | Path, key: Mapping[str, tuple[str, str]]) -> dict[str, int]:
+    """``{file: score}`` from one filled sheet, checked against the key (blank cells absent)."""
     path = Path(sheet)
     if not path.is_file():
         raise FileNotFoundError(f"rating sheet not found: {path}")
@@ -260,8 +260,7 @@ def read_sheet(sheet: str | Path, key: Mapping[str, tuple[str, str]]) -> tuple[d
                 scores[name] = score
     if not scores:
         raise ValueError(f"{path}: no scores in this sheet (is it the blank template?)")
-    blank = len(key) - len(scores)
-    return scores, blank
+    return scores
 
 
 def mean_ci95(values: Sequence[float]) -> tuple[float, tuple[float, float]]:
@@ -293,7 +292,7 @@ def score_ratings(sheets: Sequence[str | Path], key_path: str | Path) -> dict[st
     values: dict[str, list[int]] = {m: [] for m in methods}
     blank = {m: 0 for m in methods}
     for sheet in sheets:
-        scores, _ = read_sheet(sheet, key)
+        scores = read_sheet(sheet, key)
         for name, (m, _img) in key.items():
             if name in scores:
                 values[m].append(scores[name])

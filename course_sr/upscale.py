@@ -36,9 +36,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from course_sr.utils import list_images, load_image
+from course_sr.utils import LUMA_601, list_images, load_image, pil_to_array, with_image
 
-LUMA_601 = np.array([0.299, 0.587, 0.114])        # full-range BT.601 luma, as PIL's convert("L")
 BICUBIC = "bicubic"
 
 
@@ -48,11 +47,12 @@ BICUBIC = "bicubic"
 def read_image(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """``(pixels, alpha)``: pixels uint8 ``(H, W)`` for gray files else ``(H, W, 3)``; alpha
     uint8 ``(H, W)`` or None. Errors name the file (``load_image``'s rules otherwise)."""
-    pixels = load_image(path, keep_gray=True)
-    with Image.open(path) as im:
+    def pixels_and_alpha(im: Image.Image):
         has_alpha = "A" in im.getbands() or (im.mode == "P" and "transparency" in im.info)
         alpha = np.asarray(im.convert("RGBA"))[:, :, 3].copy() if has_alpha else None
-    return pixels, alpha
+        return pil_to_array(im, keep_gray=True), alpha
+
+    return with_image(path, pixels_and_alpha)
 
 
 def _to_gray(rgb: np.ndarray) -> np.ndarray:

@@ -29,6 +29,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Y = 16 + 65.481 R + 128.553 G + 24.966 B, so Y lies in [16, 235].
 YCBCR_Y_WEIGHTS = (65.481, 128.553, 24.966)
 YCBCR_Y_OFFSET = 16.0
+# The same luma row at full range (divided by 219): 0.299, 0.587, 0.114, as PIL's convert("L").
+LUMA_601 = np.asarray(YCBCR_Y_WEIGHTS) / 219.0
 
 
 def convert_image(img, source: str, target: str):
@@ -156,13 +158,19 @@ def load_image(path, keep_gray: bool = False) -> np.ndarray:
         ValueError: the file is not a readable image: unknown format, corrupt or truncated data
             (the message names the file and gives Pillow's reason).
     """
+    return with_image(path, lambda im: pil_to_array(im, keep_gray))
+
+
+def with_image(path, read):
+    """``read(im)`` on the decoded PIL image of ``path``, with :func:`load_image`'s checks and
+    errors (FileNotFoundError; ValueError naming the file). The file is opened and decoded once."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
         with Image.open(path) as im:
             im.load()                     # decode now, so truncated data fails here
-            return pil_to_array(im, keep_gray)
+            return read(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as err:
         # Pillow reports broken files as any of these (SyntaxError: "broken PNG file").
         raise ValueError(f"cannot read image {path}: {err}") from err
