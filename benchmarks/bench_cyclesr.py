@@ -47,15 +47,14 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 
 def shared_sets(cfg, spec) -> dict:
     """Set5 and Set14 with a fixed degradation, when the dev checkout's ../shared exists."""
-    from course_sr.datasets import to_tensor
-    from course_sr.unpaired import degrade_images
+    from course_sr.unpaired import degrade_images, tensor_pairs
 
     out = {}
     for name in ("Set5", "Set14"):
         folder = SHARED / name / "HR"
         if folder.is_dir():
             pairs = degrade_images(sorted(folder.glob("*.png")), spec, int(cfg.scaling_factor))
-            out[f"{name} degraded"] = [(to_tensor(lr), to_tensor(hr)) for _, lr, hr in pairs]
+            out[f"{name} degraded"] = tensor_pairs(pairs)
     return out
 
 

@@ -394,14 +394,13 @@ def validation_set(config: Mapping[str, Any]) -> list[tuple[torch.Tensor, torch.
     list's own LR files, e.g. DIV2K valid "unknown" x4, centre-cropped like the SRGAN runner's.
     ``config`` must have its data paths filled in (``runner.data_config``).
     """
-    from .datasets import SRDataset, to_tensor
+    from .datasets import SRDataset
     from .runner import centre_crop_pair
-    from .unpaired import degraded_pairs
+    from .unpaired import degraded_pairs, tensor_pairs
 
     n, crop, s = int(config["val_images"]), int(config["val_crop"]), int(config["scaling_factor"])
     if config.get("degradation") is not None:
-        return [(to_tensor(lr), to_tensor(hr))
-                for _, lr, hr in degraded_pairs(config, config["val_split"], config["test_degradation"], n, crop)]
+        return tensor_pairs(degraded_pairs(config, config["val_split"], config["test_degradation"], n, crop))
     ds = SRDataset(config["val_split"], config, train=False)
     return [centre_crop_pair(*ds[i], crop, s) for i in range(min(n, len(ds)))]
 
@@ -556,13 +555,12 @@ def comparison_sets(config: Mapping[str, Any], split: str | None = None) -> dict
     """``{"<split> degraded": [(lr, hr)], "<split> clean": [(lr, hr)]}``: whole images of ``split``
     (default ``val_split``) as tensors in [0, 1], HR degraded with ``test_degradation``, and with
     the list's own bicubic LR files. ``config`` must have its data paths filled in."""
-    from .datasets import SRDataset, to_tensor
-    from .unpaired import degraded_pairs
+    from .datasets import SRDataset
+    from .unpaired import degraded_pairs, tensor_pairs
 
     split = split or config["val_split"]
     clean = SRDataset(split, config, train=False)
-    return {f"{split} degraded": [(to_tensor(lr), to_tensor(hr))
-                                  for _, lr, hr in degraded_pairs(config, split, config["test_degradation"])],
+    return {f"{split} degraded": tensor_pairs(degraded_pairs(config, split, config["test_degradation"])),
             f"{split} clean": [clean[i] for i in range(len(clean))]}
 
 

@@ -189,3 +189,9 @@ def degrade_images(hr_paths, spec="fixed", scale: int = 4, crop: int = 0) -> lis
         hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
         out.append((Path(path).stem, degrade(hr, spec, seed=image_seed(path)), hr))
     return out
+
+
+def tensor_pairs(triples) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``[(lr, hr)]`` float32 ``(3, h, w)`` tensors in [0, 1] from :func:`degraded_pairs` /
+    :func:`degrade_images` triples ``(name, lr, hr)`` (what validation and the comparison score)."""
+    return [(to_tensor(lr), to_tensor(hr)) for _, lr, hr in triples]
