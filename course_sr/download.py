@@ -46,6 +46,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from tqdm.auto import tqdm
 
+from course_sr.data_lists import BENCHMARK_SETS
+
 MARKER = ".course_sr_complete.json"
 DOWNLOADS = ".downloads"
 
@@ -122,7 +124,7 @@ ARCHIVES: tuple[Archive, ...] = (
 
 GROUPS = ("div2k", "unknown", "benchmark")
 # Splits of data_lists.create_data_lists that each group makes possible.
-_SPLITS = {"div2k": ("train", "valid"), "unknown": (), "benchmark": ("Set5", "Set14", "B100", "Urban100")}
+_SPLITS = {"div2k": ("train", "valid"), "unknown": (), "benchmark": BENCHMARK_SETS}
 
 
 def format_table(archives: Sequence[Archive] = ARCHIVES) -> str:
@@ -196,9 +198,7 @@ def download(
         splits = tuple(s for a in chosen for s in _SPLITS.get(a.group, ()))
         splits = tuple(dict.fromkeys(splits))   # de-duplicate, keep order
         if splits:
-            # Imported here: data_lists is its own module (and needs numpy/PIL); download
-            # itself stays standard-library + tqdm.
-            from course_sr.data_lists import create_data_lists
+            from course_sr.data_lists import create_data_lists   # looked up at call time (tests replace it)
 
             create_data_lists(root, out_folder=data_lists, splits=splits)
     return status

@@ -44,7 +44,6 @@ names the current ``SAMPLE_VERSION``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -55,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from course_sr.data_lists import write_data_list
+from course_sr.download import sha256_of
 
 SAMPLE_VERSION = 2                  # bump when images, crops or layout change: caches rebuild
 SCALE = 4
@@ -102,10 +102,6 @@ def _photo(func: str, box) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, :3], dtype=np.uint8)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _build(dest: Path) -> dict[str, str]:
     """Write every image, LR and list under ``dest``; returns ``{relative path: sha256}``."""
     from course_sr.imresize import matlab_lr
@@ -137,7 +133,7 @@ def _build(dest: Path) -> dict[str, str]:
         write_data_list(dest / f"data_lists/{split}_images.csv", sorted(rows))
     for p in sorted(dest.rglob("*")):
         if p.is_file():
-            files[p.relative_to(dest).as_posix()] = _sha256(p)
+            files[p.relative_to(dest).as_posix()] = sha256_of(p)
     return files
 
 
