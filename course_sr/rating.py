@@ -1,6 +1,6 @@
 """Human evaluation made practical: a blind rating pack and a mean-opinion-score (MOS) scorer.
 
-The SRGAN paper (Ledig et al., CVPR 2017, section 3.4) ranks methods by asking people to score
+The SRGAN paper (Ledig et al., CVPR 2017, section 3.3) ranks methods by asking people to score
 each super-resolved image from 1 (bad quality) to 5 (excellent quality) without knowing which
 method made it, then reports the mean opinion score per method. This module does the two
 mechanical parts of that test so that a class can run it in ten minutes:
@@ -9,13 +9,17 @@ mechanical parts of that test so that a class can run it in ten minutes:
 
     out_dir/
       README.txt                  what raters do (the paper's 1-5 scale)
+      rate.html                   the rating page: open it in a browser, keys 1-5, export a sheet
       images/img_0001.png ...     every (image, method) pair, shuffled, anonymous names
       sheet_template.csv          columns file,score; one row per image, score blank
       ratings_<rater>.csv         per-rater copies (own row order each), when raters are given
       _key/key.csv                file -> method, image   (the organiser keeps this; raters never see it)
 
-Give raters everything except ``_key/``. The images are re-encoded as plain PNGs (pixels only,
-no metadata), so neither the name nor the file reveals the method.
+Give raters everything except ``_key/`` (zip the rest). They open ``rate.html`` (no server, no
+network; ``course_sr.rating_page``), which shows each rater the files in the same order as that
+rater's sheet and exports ``ratings_<rater>.csv``; or they fill a sheet by hand. The images are
+re-encoded as plain PNGs (pixels only, no metadata), so neither the name nor the file reveals
+the method.
 
 ``score_ratings([sheet.csv, ...], key)`` returns ``{method: {"mos", "ci95", "n", "blank"}}``.
 
@@ -48,6 +52,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from course_sr.rating_page import PAGE_NAME, RATER_PATTERN, pack_id, rater_order, write_rate_html
 from course_sr.utils import list_images
 
 SCORES = (1, 2, 3, 4, 5)
@@ -63,7 +68,12 @@ Thank you for helping. The folder images/ holds {n_files} pictures, named img_00
 on, in random order. Each is an enlarged photograph; several versions of the same photograph
 appear under different names. Nothing in the name tells you how a picture was made.
 
-For every picture, write ONE whole number from 1 to 5 in the "score" column of
+The easy way: open {page} (in this folder, beside images/) in a web browser, type your name,
+and press a key from 1 to 5 for each picture. It works offline and keeps your scores if you
+close it. When you are done, press "Export ratings" and send the file it saves,
+ratings_<your name>.csv, to the organiser. (If you received a zip file, unzip it first.)
+
+Or by hand: for every picture, write ONE whole number from 1 to 5 in the "score" column of
 {sheet}, on the row with the picture's name:
 
     5  excellent quality
@@ -107,7 +117,7 @@ def _rater_names(raters: int | Sequence[str] | None) -> list[str]:
         return [f"rater{i:0{width}d}" for i in range(1, raters + 1)]
     names = [str(r) for r in raters]
     for r in names:
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", r):
+        if not re.fullmatch(RATER_PATTERN, r):
             raise ValueError(f"rater name {r!r} may hold only letters, digits, '-' and '_' (it names a file)")
     if len(set(names)) != len(names):
         raise ValueError(f"rater names repeat: {names}")
@@ -131,9 +141,11 @@ def make_rating_pack(image_dirs: Mapping[str, str | Path], out_dir: str | Path, 
     so each method is rated on the same pictures. ``seed`` fixes the shuffle (same inputs and
     seed give the same pack). ``raters`` adds per-rater sheets: an int N (``rater01`` ...) or a
     list of names; each sheet lists every file in its own random order (the order a rater sees
-    pictures in then cannot favour one method). ``out_dir`` must not already hold a pack.
+    pictures in then cannot favour one method), the order ``rate.html`` shows that rater.
+    ``out_dir`` must not already hold a pack.
 
-    Returns ``{"out_dir", "images", "methods", "n_files", "sheets", "key"}`` (paths as str).
+    Returns ``{"out_dir", "images", "methods", "n_files", "sheets", "page", "key",
+    "uneven_sizes"}`` (paths as str).
     """
     if not image_dirs:
         raise ValueError("make_rating_pack needs at least one method (name -> image folder)")
@@ -176,24 +188,27 @@ def make_rating_pack(image_dirs: Mapping[str, str | Path], out_dir: str | Path, 
         w.writerow(["file", "method", "image"])
         w.writerows(row[1:] for row in sorted(key_rows))
 
+    # Each rater's own order comes from the pack id and the name (rating_page.rater_order), so
+    # rate.html computes the same order for any name a rater types in.
+    pid = pack_id([out / "images" / name for name in names])
     sheets = [out / TEMPLATE_NAME]
     _write_sheet(sheets[0], names)
-    for i, r in enumerate(_rater_names(raters)):
-        sheet_rng = np.random.default_rng([seed, i + 1])          # own order, still reproducible
+    for r in _rater_names(raters):
         path = out / f"ratings_{r}.csv"
-        _write_sheet(path, [names[j] for j in sheet_rng.permutation(len(names))])
+        _write_sheet(path, rater_order(names, pid, r))
         sheets.append(path)
+    page = write_rate_html(out, names, pid)
 
     readme_sheet = ("your own sheet, ratings_<your name>.csv" if len(sheets) > 1
                     else f"your own copy of {TEMPLATE_NAME}")
     title = "Image quality rating"
-    text = README_TEXT.format(n_files=len(names), sheet=readme_sheet,
+    text = README_TEXT.format(n_files=len(names), sheet=readme_sheet, page=PAGE_NAME,
                               underline="=" * (len(title) + len(f" ({len(names)} images)")))
     (out / "README.txt").write_text(text)
 
     uneven = sorted(img for img, s in sizes.items() if len(s) > 1)
     return {"out_dir": str(out), "images": str(out / "images"), "methods": methods,
-            "n_files": len(names), "sheets": [str(s) for s in sheets],
+            "n_files": len(names), "sheets": [str(s) for s in sheets], "page": str(page),
             "key": str(out / KEY_DIR / KEY_NAME), "uneven_sizes": uneven}
 
 
@@ -387,6 +402,7 @@ def main_rating_pack(argv: list[str] | None = None) -> int:
         print(f"rating-pack: error: {e}", file=sys.stderr)
         return 2
     print(f"rating pack: {info['n_files']} images ({len(info['methods'])} methods) in {info['images']}")
+    print(f"  page:  {info['page']}   <- raters open this in a browser")
     for s in info["sheets"]:
         print(f"  sheet: {s}")
     print(f"  key:   {info['key']}   <- keep this; give raters everything else")
