@@ -249,6 +249,19 @@ def test_browser_rates_reloads_exports_and_scores(browser, pack):
             _keys(driver, str(typed[f]))
         return f
 
+    # a held-down key (auto-repeat) does not rate the images that flash past
+    for auto_repeat in (True, False):
+        driver.execute_cdp_cmd("Input.dispatchKeyEvent", {"type": "keyDown", "key": "3", "text": "3",
+                                                          "autoRepeat": auto_repeat})
+        driver.execute_cdp_cmd("Input.dispatchKeyEvent", {"type": "keyUp", "key": "3"})
+    assert _text(driver, "progress") == f"1 of {n} rated"
+    _keys(driver, Keys.ARROW_LEFT)                        # back, and that score cleared again
+    _wait(driver, "return document.getElementById('position').textContent.startsWith('image 1 of')")
+    _shown(driver)
+    _keys(driver, "s")
+    _wait(driver, f"return document.getElementById('progress').textContent === '0 of {n} rated'")
+    _keys(driver, Keys.ARROW_LEFT)
+    _wait(driver, "return document.getElementById('position').textContent.startsWith('image 1 of')")
     for i in range(5):
         last = rate_shown(i)
         _wait(driver, f"return document.getElementById('photo').getAttribute('src') !== 'images/{last}'")
