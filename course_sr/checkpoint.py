@@ -8,9 +8,15 @@ A checkpoint is a dict of tensors, numbers, strings, lists and dicts only, so
      "config": to_plain(cfg),                  # everything needed to rebuild the networks
      "arch": {"generator": "srresnet"},        # which SR network models["generator"] is
      "models": {"generator": sd, "discriminator": sd, ...},  # "generator" = the SR net used at inference
-     "optimizers": {...}, "schedulers": {...}, "scaler": sd | None,
+     "optimizers": {...}, "schedulers": {...},  # last.pt only: best.pt / *_end.pt hold weights only
+     "scalers": {"g": sd, "d": sd} | {},       # last.pt only: one GradScaler per optimiser (fp16 runs)
      "history": {"<stage>/<name>": [[step, value], ...]},   # RunRecords.state_dict()
-     "rng": capture_rng_state(), "best_psnr": float}
+     "rng": capture_rng_state(device),         # rank 0's; under torchrun also
+     "rng_ranks": [capture_rng_state(device) of rank r, ...],
+     "best_psnr": float}
+
+Checkpoints written before the per-optimiser scalers had one ``"scaler"`` entry; they still
+resume (:func:`scaler_states`).
 
 Writes are atomic (:func:`save_checkpoint`): the bytes go to a temporary file in the same
 folder, are flushed and fsync'ed, then ``os.replace`` swaps the name in one step. A process
@@ -38,21 +44,30 @@ class NonFiniteError(FloatingPointError):
 # --------------------------------------------------------------------------------------
 # RNG states (python, numpy, torch CPU, every CUDA device), as plain tensors/lists
 # --------------------------------------------------------------------------------------
-def capture_rng_state() -> dict[str, Any]:
-    """Every RNG state a training step may draw from, in a weights_only-loadable form."""
+def capture_rng_state(device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Every RNG state a training step of this process may draw from, weights_only-loadable.
+
+    ``"cuda"``: ``[state]`` of the generator of ``device`` when it is a CUDA device (the GPU this
+    process trains on), else ``[]``. Under torchrun each rank captures its own (rank r's GPU is
+    r), and the runner keeps them all (``"rng_ranks"``): restoring rank 0's GPU state on every
+    rank would give every process the same stream it never had.
+    """
     version, mt_state, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
+    device = torch.device(device)
     state = {
         "python": [version, list(mt_state), gauss],
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": [torch.cuda.get_rng_state(device)] if device.type == "cuda" else [],
     }
     return state
 
 
-def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Undo :func:`capture_rng_state`. CUDA states are restored when this machine has CUDA."""
+def restore_rng_state(state: Mapping[str, Any], device: str | torch.device = "cpu") -> None:
+    """Undo :func:`capture_rng_state`: python, numpy, torch, and ``device``'s CUDA generator
+    when ``device`` is a CUDA device and the state has one (a CPU state resumed on a GPU
+    leaves the GPU's seeded generator as it is)."""
     version, mt_state, gauss = state["python"]
     random.setstate((int(version), tuple(int(x) for x in mt_state), gauss))
     kind, keys, pos, has_gauss, cached = state["numpy"]
@@ -60,21 +75,50 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
                          int(has_gauss), float(cached)))
     torch.set_rng_state(state["torch"].cpu())
     cuda = state.get("cuda") or []
-    if cuda and torch.cuda.is_available():
-        # A checkpoint from N GPUs resumed on M: restore the devices both have.
-        for i, s in enumerate(cuda[: torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(s.cpu(), i)
+    device = torch.device(device)
+    if cuda and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda[0].cpu(), device)
+
+
+def rank_rng_state(ckpt: Mapping[str, Any], rank: int = 0) -> Mapping[str, Any]:
+    """The RNG state process ``rank`` resumes with: its own (``rng_ranks[rank]``) when the
+    checkpoint was written by at least ``rank + 1`` processes, else rank 0's (``rng``)."""
+    ranks = ckpt.get("rng_ranks") or []
+    return ranks[rank] if rank < len(ranks) else ckpt["rng"]
+
+
+def scaler_states(ckpt: Mapping[str, Any], names) -> dict[str, Any]:
+    """The grad-scaler states of a checkpoint by optimiser name (``{}`` when it has none).
+
+    ``"scalers"`` as written now; older checkpoints had ``"scaler"``: the SRGAN runner's one
+    scaler shared by G and D (``None``, or one GradScaler state, whose scale then seeds every
+    optimiser's scaler), or CycleSR's ``{name: state}``.
+    """
+    if "scalers" in ckpt:
+        return dict(ckpt["scalers"] or {})
+    legacy = ckpt.get("scaler") or {}
+    if "scale" in legacy:                  # one GradScaler state for all
+        return {name: legacy for name in names}
+    return dict(legacy)
 
 
 # --------------------------------------------------------------------------------------
 # Save / load
 # --------------------------------------------------------------------------------------
-def check_finite(models: Mapping[str, Mapping[str, torch.Tensor]], where: str = "") -> None:
-    """Raise :class:`NonFiniteError` naming the first NaN/inf tensor among model state dicts."""
+def first_non_finite(models: Mapping[str, Mapping[str, torch.Tensor]]) -> str | None:
+    """``"<model>.<key>"`` of the first floating-point tensor with a NaN/inf value, or None."""
     for name, sd in models.items():
         for key, t in sd.items():
             if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise NonFiniteError(f"{name}.{key} has NaN/inf values{where}: not saving these weights")
+                return f"{name}.{key}"
+    return None
+
+
+def check_finite(models: Mapping[str, Mapping[str, torch.Tensor]], where: str = "") -> None:
+    """Raise :class:`NonFiniteError` naming the first NaN/inf tensor among model state dicts."""
+    bad = first_non_finite(models)
+    if bad is not None:
+        raise NonFiniteError(f"{bad} has NaN/inf values{where}: not saving these weights")
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike, check: bool = True) -> Path:

@@ -76,7 +76,11 @@ DEFAULTS: dict[str, Any] = dict(
     vgg_j=4,                   # VGG54 (paper's best); VGG22 = (2, 2)
     vgg_weights="imagenet",    # imagenet (torchvision download) | random (tests and quick mode only)
     allow_random_vgg=False,    # must be True to train an SRGAN stage with random VGG weights
-    vgg_rescale=1 / 12.75,     # paper: feature maps rescaled by 1/12.75 before the MSE
+    vgg_rescale=1.0,           # features x this before the MSE. 1.0: the torchvision-VGG19 reference
+                               # (sgrvinod's tutorial, beta 1e-3). The paper's 1/12.75 is an option,
+                               # not the default: it was tuned for the paper's Caffe VGG on 0-255
+                               # input, and on torchvision's VGG (ImageNet-normalised input) it
+                               # divides the content loss by 162, so beta x l_Gen outweighs it.
 
     # ---- stage 1: SRResNet on pixel MSE ----
     pretrain_iters=1_000_000,  # paper: 10^6 updates; use the `colab` preset for a day's budget
@@ -91,21 +95,28 @@ DEFAULTS: dict[str, Any] = dict(
     adam_betas=(0.9, 0.999),
     beta=1e-3,                 # template name: weight of the adversarial term -log D(G(LR))
     content_weight=1.0,        # VGG content loss weight
-    pixel_weight=0.0,          # optional pixel MSE term (seed recipe: 1.0, with content 0.006)
+    pixel_weight=0.0,          # optional pixel MSE term. The Colab reproduction in the seeds uses
+                               # pixel 1.0 + content 0.006 + beta 1e-3 with vgg_rescale=1.0: that
+                               # 0.006 ~ (1/12.75)^2 IS the paper's rescale, written as a weight
+                               # (with vgg_rescale=1/12.75 too it would count twice).
     d_steps=1,                 # discriminator steps per generator step (G1D2 ablation: 2)
     g_steps=1,
     init_from=None,            # stage-1 checkpoint the GAN stage starts from (None: this run's)
 
-    # ---- speed (CUDA only; all off on CPU) ----
-    amp=True,                  # bf16 where supported, else fp16 with a grad scaler
-    channels_last=True,
-    cudnn_benchmark=True,
-    compile=False,             # torch.compile the generator (first steps slower)
+    # ---- speed (CUDA only; CPU training stays float32 NCHW) ----
+    amp=True,                  # autocast: bf16 from compute capability 8.0 (A100, L4), else fp16 with
+                               # a grad scaler per optimiser (T4, V100); see solver.amp_dtype
+    channels_last=False,       # NHWC networks and batches on CUDA; off until benchmarks/gpu_check.py
+                               # has measured it against NCHW on a GPU
+    cudnn_benchmark=True,      # cuDNN autotuning during the training steps only (not validation/eval)
+    compile=False,             # torch.compile the generator (the first steps compile: minutes)
 
     # ---- logging, validation, checkpoints ----
     log_every=100,             # iterations between history entries / progress bar updates
     val_every=5000,            # iterations between validations (PSNR/SSIM + sample grid)
-    ckpt_every=5000,           # iterations between `last` checkpoints (+ at each stage end)
+    ckpt_every=5000,           # iterations between `last` checkpoints (+ at each stage end). Only
+                               # last.pt holds optimiser state (GAN stage: ~300 MB with both Adam
+                               # states); best.pt and *_end.pt hold weights only (~100 MB)
     print_freq=100,            # template name, used by solver.train()
     tensorboard=True,          # write event files when tensorboard is installed
 
@@ -177,9 +188,10 @@ _CYCLESR_QUICK = {
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's schedule (10^6 SRResNet + 2x10^5 SRGAN updates): days on one GPU.
     "paper": dict(),
-    # A Colab T4 budget (~10-12 h): 10^5 SRResNet + 5x10^4 SRGAN updates; PSNR ~0.3 dB short
-    # of the paper's SRResNet.
-    "colab": dict(pretrain_iters=100_000, gan_iters=50_000, val_every=2_500, ckpt_every=1_000),
+    # A Colab budget: 10^5 SRResNet + 5x10^4 SRGAN updates (a tenth / a quarter of the paper's).
+    # Time on a T4: to be measured (benchmarks/gpu_check.py projects it); PSNR: to be measured.
+    # Checkpoints every 5,000 iterations: last.pt goes to Drive (~300 MB in the GAN stage).
+    "colab": dict(pretrain_iters=100_000, gan_iters=50_000, val_every=2_500, ckpt_every=5_000),
     # Embedded images, tiny networks, random VGG, CPU: the whole pipeline in about a minute.
     # A higher lr and batch 16 so that ~150 CPU steps show SRResNet learning (it stays below
     # bicubic at this size and budget: the preset shows the pipeline, not the quality).

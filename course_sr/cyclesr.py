@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from easydict import EasyDict
 from torch import nn
 
+from .checkpoint import scaler_states
 from .cyclesr_nets import (ImagePool, build_dual_network, build_patch_discriminator, build_sr_network,
                            build_transfer_generator)
 from .solver import Precision, adversarial_loss, make_pretrain_optimizer
@@ -145,13 +146,14 @@ def sr_update(net: nn.Module, optimizer: torch.optim.Optimizer, precision: Preci
 # The trainers: networks, optimisers, one step, state for checkpoints
 # --------------------------------------------------------------------------------------
 class _Trainer:
-    """What both trainers share: ``nets`` (ModuleDict, ``generator`` = the SR network),
-    ``optimizers`` and ``precision`` dicts, and their checkpoint state (plain tensors)."""
+    """What both trainers share: ``nets`` (ModuleDict, ``generator`` = the SR network), the
+    ``optimizers`` dict, one ``precision`` (a grad scaler per optimiser when float16), and their
+    checkpoint state (plain tensors)."""
 
     config: Mapping[str, Any]
     nets: nn.ModuleDict
     optimizers: dict[str, torch.optim.Optimizer]
-    precision: dict[str, Precision]
+    precision: Precision
     base_lr: dict[str, float]
 
     @property
@@ -169,19 +171,17 @@ class _Trainer:
         return f
 
     def state_dict(self) -> dict[str, Any]:
-        """``models`` / ``optimizers`` / ``scaler`` in the checkpoint layout."""
+        """``models`` / ``optimizers`` / ``scalers`` in the checkpoint layout."""
         return {"models": {k: v.state_dict() for k, v in self.nets.items()},
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "scaler": {k: p.scaler.state_dict() for k, p in self.precision.items()}}
+                "scalers": self.precision.state_dict(self.optimizers)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for k, net in self.nets.items():
             net.load_state_dict(state["models"][k])
         for k, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][k])
-        for k, p in self.precision.items():
-            if (state.get("scaler") or {}).get(k):
-                p.scaler.load_state_dict(state["scaler"][k])
+        self.precision.load_state_dict(scaler_states(state, self.optimizers), self.optimizers)
 
 
 class CycleSR(_Trainer):
@@ -213,8 +213,7 @@ class CycleSR(_Trainer):
                                    betas=tuple(config["adam_betas"])),
         }
         # One grad scaler per optimiser (fp16 on GPUs without bf16; off on CPU).
-        amp = bool(config.get("amp", False))
-        self.precision = {k: Precision(self.device, amp) for k in self.optimizers}
+        self.precision = Precision(self.device, bool(config.get("amp", False)))
         self.total_iters = (config["n_epoch"] + config["n_epoch_decay"]) * config["iters_per_epoch"]
 
     def phase(self, iteration: int) -> str:
@@ -234,7 +233,7 @@ class CycleSR(_Trainer):
         c, n = self.config, self.nets
         lam_c, lam_i = c["lambda_cycle"], c["lambda_identity"] * c["lambda_cycle"]
         set_requires_grad([n.D_clean, n.D_real, n.generator], False)
-        with self.precision["G"].autocast():
+        with self.precision.autocast():
             fake_real = n.G_clean2real(clean)          # G(x): clean LR made to look real
             fake_clean = n.G_real2clean(real)          # F(y)
             loss_gan = lsgan_loss(n.D_real(fake_real), True) + lsgan_loss(n.D_clean(fake_clean), True)
@@ -249,7 +248,7 @@ class CycleSR(_Trainer):
                 loss_cycle_sr = sr_loss(sr_output(n.generator, fake_real).float(), hr, c["SR_loss"])
                 loss = loss + c["cycleSR_lam"] * loss_cycle_sr
                 out["G_sr"] = loss_cycle_sr
-        self.precision["G"].step(loss, self.optimizers["G"], c["grad_clip"])
+        self.precision.step(loss, self.optimizers["G"], c["grad_clip"])
         set_requires_grad([n.D_clean, n.D_real, n.generator], True)
         out["G_total"] = loss
         return ({k: v.detach() for k, v in out.items()},
@@ -260,7 +259,7 @@ class CycleSR(_Trainer):
         loss never reaches the transfer generators (they only feel L_SR in their own step)."""
         if fake_real.requires_grad:
             raise ValueError("sr_step needs G(clean) detached: the SR update must not move the transfer generator")
-        return {"SR": sr_update(self.nets.generator, self.optimizers["SR"], self.precision["SR"], fake_real, hr,
+        return {"SR": sr_update(self.nets.generator, self.optimizers["SR"], self.precision, fake_real, hr,
                                 self.config)}
 
     def discriminator_step(self, clean: torch.Tensor, real: torch.Tensor, fake_clean: torch.Tensor,
@@ -269,11 +268,11 @@ class CycleSR(_Trainer):
         n = self.nets
         fake_real = self.pools["real"].query(fake_real)      # maybe an older G(x) (ImagePool)
         fake_clean = self.pools["clean"].query(fake_clean)
-        with self.precision["D"].autocast():
+        with self.precision.autocast():
             loss_real = 0.5 * (lsgan_loss(n.D_real(real), True) + lsgan_loss(n.D_real(fake_real), False))
             loss_clean = 0.5 * (lsgan_loss(n.D_clean(clean), True) + lsgan_loss(n.D_clean(fake_clean), False))
         # One backward for both: their parameters are disjoint, so the sum's gradients are each D's own.
-        self.precision["D"].step(loss_real + loss_clean, self.optimizers["D"], self.config["grad_clip"])
+        self.precision.step(loss_real + loss_clean, self.optimizers["D"], self.config["grad_clip"])
         return {"D_real": loss_real.detach(), "D_clean": loss_clean.detach()}
 
     def train_step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
@@ -312,7 +311,7 @@ class DualRegression(_Trainer):
         self.nets = nn.ModuleDict({"generator": build_sr_network(config),
                                    "dual": build_dual_network(config)}).to(self.device)
         self.optimizers = {"primal_dual": make_pretrain_optimizer(self.nets, config)}   # P and D together
-        self.precision = {"primal_dual": Precision(self.device, bool(config.get("amp", False)))}
+        self.precision = Precision(self.device, bool(config.get("amp", False)))
         self.total_iters = int(config["pretrain_iters"])
 
     def phase(self, iteration: int) -> str:
@@ -323,14 +322,14 @@ class DualRegression(_Trainer):
         c, n = self.config, self.nets
         hr, clean, real = (t.to(self.device, non_blocking=True) for t in batch)
         lam = c["dual_lambda"]
-        with self.precision["primal_dual"].autocast():
+        with self.precision.autocast():
             sr = sr_output(n.generator, clean).float()           # P(x), (N, 3, s*h, s*w) in [0, 1]
             loss_primal = sr_loss(sr, hr, c["SR_loss"])
             loss_dual = dual_loss(n.dual(sr).float(), clean)      # D(P(x)) ~ x
             sr_real = sr_output(n.generator, real).float()       # P(r): no HR to compare with...
             loss_loop = dual_loss(n.dual(sr_real).float(), real)  # ...but D(P(r)) ~ r closes the loop
             loss = loss_primal + lam * loss_dual + lam * c["dual_unpaired_weight"] * loss_loop
-        self.precision["primal_dual"].step(loss, self.optimizers["primal_dual"], c["grad_clip"])
+        self.precision.step(loss, self.optimizers["primal_dual"], c["grad_clip"])
         return {"primal": loss_primal.detach(), "dual": loss_dual.detach(), "loop": loss_loop.detach(),
                 "total": loss.detach()}
 
@@ -359,7 +358,7 @@ class PairedSR(_Trainer):
         self.base_lr = {"SR": config["SR_lr"]}
         self.optimizers = {"SR": torch.optim.Adam(self.nets.generator.parameters(), lr=config["SR_lr"],
                                                   betas=tuple(config["adam_betas"]))}
-        self.precision = {"SR": Precision(self.device, bool(config.get("amp", False)))}
+        self.precision = Precision(self.device, bool(config.get("amp", False)))
         self.total_iters = (config["n_epoch"] + config["n_epoch_decay"]) * config["iters_per_epoch"]
 
     def phase(self, iteration: int) -> str:
@@ -379,7 +378,7 @@ class PairedSR(_Trainer):
         hr, clean, _ = batch
         lr = clean if self.lr_source == "clean" else self.degrade_batch(hr, iteration)
         self.set_learning_rates(iteration)
-        return {"SR": sr_update(self.nets.generator, self.optimizers["SR"], self.precision["SR"],
+        return {"SR": sr_update(self.nets.generator, self.optimizers["SR"], self.precision,
                                 lr.to(self.device), hr.to(self.device), self.config)}
 
 
@@ -464,7 +463,7 @@ def _run(trainer_cls, config, out_dir, records, max_iters, resume) -> dict[str, 
         records.log(f"resuming in phase {t.phase(iteration) if iteration < t.total_iters else 'done'} "
                     f"(checkpoint phase {ckpt['stage']!r})")
     sizes = ", ".join(f"{k} {count_parameters(m):,}" for k, m in t.nets.items())
-    records.log(f"{t.method} on {device}: {t.total_iters} iterations; parameters: {sizes}")
+    records.log(f"{t.method} on {device}, {t.precision.describe()}: {t.total_iters} iterations; parameters: {sizes}")
 
     data_cfg = data_config(config)
     dataset = UnpairedDataset(data_cfg)
@@ -473,13 +472,13 @@ def _run(trainer_cls, config, out_dir, records, max_iters, resume) -> dict[str, 
     batches = iter(make_train_loader(dataset, data_cfg, start_iter=iteration))
     val_images = validation_set(data_cfg)
     if resume is not None:
-        restore_rng_state(ckpt["rng"])        # last: building the data must not shift the streams
+        restore_rng_state(ckpt["rng"], device)   # last: building the data must not shift the streams
 
     def save(*names: str) -> list[Path]:
         state = {"method": t.method, "stage": t.phase(iteration - 1), "iteration": iteration,
                  "config": to_plain(config), "arch": {"generator": str(config["sr_net"])},
                  **t.state_dict(), "schedulers": {}, "history": records.state_dict(),
-                 "rng": capture_rng_state(), "best_psnr": best}
+                 "rng": capture_rng_state(device), "best_psnr": best}
         return [save_checkpoint(state, ckpt_dir / f"{name}.pt") for name in names]
 
     stop = t.total_iters if max_iters is None else min(t.total_iters, iteration + int(max_iters))

@@ -17,8 +17,8 @@ What this module gives the runner (``course_sr.runner``):
 - :func:`wrap_model` wraps a network in DDP, optionally after :func:`convert_sync_batchnorm`;
   :func:`unwrap` gives the plain network back, so checkpoints hold plain state dicts (no
   ``module.`` prefix) and a checkpoint written by N processes loads on M, including 1.
-- :func:`barrier`, :func:`broadcast_object`, :func:`all_reduce_mean`, :func:`any_process`,
-  :func:`cleanup`: the few collective calls the runner needs; each is a no-op (or the
+- :func:`barrier`, :func:`broadcast_object`, :func:`gather_object`, :func:`all_reduce_mean`,
+  :func:`any_process`, :func:`cleanup`: the few collective calls the runner needs; each is a no-op (or the
   identity) in a single process.
 
 BatchNorm under DDP, the deliberate choice (``config.sync_bn``). Both the SRResNet and the
@@ -45,7 +45,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 
 __all__ = ["DistInfo", "init_distributed", "current", "cleanup", "barrier", "broadcast_object",
-           "all_reduce_mean", "any_process", "AllReduceBatchNorm", "convert_sync_batchnorm", "wrap_model", "unwrap"]
+           "gather_object", "all_reduce_mean", "any_process", "AllReduceBatchNorm", "convert_sync_batchnorm", "wrap_model", "unwrap"]
 
 
 # --------------------------------------------------------------------------------------
@@ -190,6 +190,18 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def gather_object(obj: Any) -> list[Any]:
+    """Every process's ``obj`` (picklable), in rank order, on every process; ``[obj]`` when single.
+
+    For what each rank brings to a checkpoint rank 0 writes (its RNG state, whether its weights
+    are finite)."""
+    if not _active():
+        return [obj]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:

@@ -75,6 +75,22 @@ class ResidualBlock(nn.Module):
         return x + self.conv_block2(self.conv_block1(x))
 
 
+class PixelShuffle(nn.PixelShuffle):
+    """``nn.PixelShuffle`` whose output keeps its input's memory format.
+
+    On CUDA, PyTorch's pixel shuffle is a reshape-permute-reshape that returns NCHW whatever it
+    is given (the CPU kernel keeps channels_last), so a channels_last SRResNet would run its
+    largest convolutions, at 2x and 4x the LR size, on NCHW tensors. No parameters: the
+    state-dict keys are those of ``nn.PixelShuffle``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            y = y.contiguous(memory_format=torch.channels_last)   # a no-op when already so
+        return y
+
+
 class SubPixelConvBlock(nn.Sequential):
     """x2 upsampling: conv to 4x channels, PixelShuffle(2), PReLU.
 
@@ -85,7 +101,7 @@ class SubPixelConvBlock(nn.Sequential):
     def __init__(self, kernel_size: int = 3, n_channels: int = 64, scaling_factor: int = 2):
         super().__init__(
             nn.Conv2d(n_channels, n_channels * scaling_factor ** 2, kernel_size, padding=kernel_size // 2),
-            nn.PixelShuffle(scaling_factor),
+            PixelShuffle(scaling_factor),
             nn.PReLU(),
         )
 

@@ -22,10 +22,18 @@ Run directory::
     checkpoints/pretrain_end.pt, gan_end.pt        at each stage end (evaluate these two)
     samples/<stage>_<iteration>.png                LR (bicubic) | SR | HR of the validation images
 
+Only ``last.pt`` holds optimiser, scheduler and grad-scaler state; ``best.pt`` and
+``*_end.pt`` hold the weights (plus history and RNG, so ``pretrain_end.pt`` still starts
+stage 2 exactly), a third of the size in the GAN stage.
+
 Resuming (``resume=path`` or ``resume="auto"`` for ``<out_dir>/checkpoints/last.pt`` when it
-exists) restores weights, optimisers, schedulers, grad scaler, history and every RNG, and the
-data stream restarts at the same batch (``make_train_loader(start_position=...)``): on CPU a
-run stopped after k iterations and resumed is bit-identical to one that never stopped.
+exists) restores weights, optimisers, schedulers, grad scalers (one per optimiser), history and
+every RNG (each rank its own), and the data stream restarts at the same batch
+(``make_train_loader(start_position=...)``): on CPU a run stopped after k iterations and resumed
+is bit-identical to one that never stopped. On CUDA it continues from the same state but not
+bit-identically: cuDNN autotuning (``cudnn_benchmark``) times the convolution algorithms again
+in the new process and may pick others, which round differently, and some CUDA backward kernels
+accumulate with atomics in no fixed order.
 
 Several GPUs: the same function under ``torchrun`` (see ``course_sr.distributed``)::
 
@@ -56,17 +64,19 @@ import torch.nn.functional as F
 from easydict import EasyDict
 from tqdm import tqdm
 
-from .checkpoint import (NonFiniteError, capture_rng_state, load_checkpoint, restore_rng_state,
-                         save_checkpoint)
+from .checkpoint import (NonFiniteError, capture_rng_state, first_non_finite, load_checkpoint, rank_rng_state,
+                         restore_rng_state, save_checkpoint, scaler_states)
 from .config import finalize, get_config, to_plain
-from .distributed import (DistInfo, all_reduce_mean, barrier, current, init_distributed,  # noqa: F401
-                          resolve_device, wrap_model)  # resolve_device: public here for course code
+from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_object, current,  # noqa: F401
+                          gather_object, init_distributed, resolve_device, wrap_model)  # resolve_device: public here
 from .models import build_discriminator, build_generator, build_vgg, count_parameters
-from .solver import (ContentLoss, Precision, gan_step, make_gan_optimizers, make_pretrain_optimizer,
-                     pretrain_step)
+from .solver import (ContentLoss, Precision, cudnn_benchmark, gan_step, loss_balance, make_gan_optimizers,
+                     make_pretrain_optimizer, pretrain_step)
 from .utils import convert_image, seed_everything
 
 STAGES = ("pretrain", "gan")
+BALANCE_BATCHES = 10          # stage 2's first batches, over which the loss balance is logged
+RESUME_ONLY = ("optimizers", "schedulers", "scalers")   # in last.pt only: best.pt / *_end.pt hold weights
 
 
 # --------------------------------------------------------------------------------------
@@ -193,8 +203,9 @@ class SRGANTraining:
         self.ckpt_dir = out_dir / "checkpoints"
         cuda = device.type == "cuda"
         self.channels_last = bool(config.channels_last) and cuda
-        if cuda:
-            torch.backends.cudnn.benchmark = bool(config.cudnn_benchmark)
+        # cuDNN autotuning, for the training steps only (see solver.cudnn_benchmark); the flag
+        # is set on every device (only cuDNN reads it), so the scoping is tested on CPU too.
+        self.cudnn_benchmark = bool(config.cudnn_benchmark)
         self.precision = Precision(device, enabled=bool(config.amp))
 
         # Stage bounds in global iterations. init_from: stage 1 was done by another run.
@@ -208,10 +219,10 @@ class SRGANTraining:
         seed_everything(config.seed)
         self.generator = self._to_device(build_generator(config)).train()
         # What the steps call: DDP around it under torchrun (identity otherwise; sync_bn turns its
-        # BatchNorms into synchronised ones in place), then torch.compile (CUDA, config.compile;
-        # the first steps are slow). All share the parameters; checkpoints save the plain module.
+        # BatchNorms into synchronised ones in place), then torch.compile (config.compile; the
+        # first steps compile). All share the parameters; checkpoints save the plain module.
         self.g_forward = wrap_model(self.generator, info, sync_bn=bool(config.sync_bn))
-        if config.compile and cuda:
+        if config.compile:
             self.g_forward = torch.compile(self.g_forward)
         self.d_forward = None
         self.discriminator = self.vgg = self.content_loss = None
@@ -272,13 +283,14 @@ class SRGANTraining:
         hr = convert_image(hr.to(self.device, non_blocking=True), "[0, 1]", "[-1, 1]")  # [-1, 1]
         if self.channels_last:
             lr, hr = lr.contiguous(memory_format=torch.channels_last), hr.contiguous(memory_format=torch.channels_last)
-        if self.stage == "pretrain":
-            out = pretrain_step(lr, hr, self.g_forward, self.optimizers["g"], self.precision)
-        else:
-            out = gan_step(lr, hr, self.g_forward, self.d_forward, self.optimizers["g"], self.optimizers["d"],
-                           self.content_loss, self.precision, beta=cfg.beta, content_weight=cfg.content_weight,
-                           pixel_weight=cfg.pixel_weight, g_steps=int(cfg.g_steps), d_steps=int(cfg.d_steps),
-                           judge=self.discriminator)
+        with cudnn_benchmark(self.cudnn_benchmark):
+            if self.stage == "pretrain":
+                out = pretrain_step(lr, hr, self.g_forward, self.optimizers["g"], self.precision)
+            else:
+                out = gan_step(lr, hr, self.g_forward, self.d_forward, self.optimizers["g"], self.optimizers["d"],
+                               self.content_loss, self.precision, beta=cfg.beta, content_weight=cfg.content_weight,
+                               pixel_weight=cfg.pixel_weight, g_steps=int(cfg.g_steps), d_steps=int(cfg.d_steps),
+                               judge=self.discriminator)
         self.samples_seen += lr.shape[0] * self.world
         self.lr_used = self.lr_now()                 # what this iteration used (logged)
         for s in self.schedulers.values():
@@ -290,46 +302,75 @@ class SRGANTraining:
         return float(self.optimizers["g"].param_groups[0]["lr"])
 
     # ---------------------------------------------------------------- checkpoints
-    def state_dict(self) -> dict[str, Any]:
+    def model_states(self) -> dict[str, dict[str, torch.Tensor]]:
         models = {"generator": self.generator.state_dict()}
         if self.discriminator is not None:
             models["discriminator"] = self.discriminator.state_dict()
-        scaler = self.precision.scaler
-        return {"method": "srgan", "stage": self.stage, "iteration": self.iteration,
-                "samples_seen": self.samples_seen, "world_size": self.world,
-                "config": to_plain(self.cfg), "arch": {"generator": str(self.cfg.generator)},
-                "models": models,
-                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                "history": self.records.state_dict(), "rng": capture_rng_state(),
-                "best_psnr": self.best_psnr, "window": self.window.state_dict()}
+        return models
 
-    def load_state_dict(self, state: Mapping[str, Any], same_stage: bool = True) -> None:
-        """Restore from a checkpoint. The networks and the grad scaler always; the optimisers,
-        schedulers and best PSNR only when the checkpoint was written inside the current stage
-        (at a stage boundary the new stage starts with fresh ones, as an unbroken run does)."""
+    def state_dict(self, rng_ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The full state (what ``last.pt`` holds). ``rng_ranks``: every rank's RNG state, in
+        rank order (:meth:`save` gathers them); None: this process's only."""
+        rng_ranks = rng_ranks or [capture_rng_state(self.device)]
+        state = {"method": "srgan", "stage": self.stage, "iteration": self.iteration,
+                 "samples_seen": self.samples_seen, "world_size": self.world,
+                 "config": to_plain(self.cfg), "arch": {"generator": str(self.cfg.generator)},
+                 "models": self.model_states(),
+                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                 "scalers": self.precision.state_dict(self.optimizers),
+                 "history": self.records.state_dict(), "rng": rng_ranks[0],
+                 "best_psnr": self.best_psnr, "window": self.window.state_dict()}
+        if len(rng_ranks) > 1:
+            state["rng_ranks"] = rng_ranks
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any], same_stage: bool = True, source: Any = "the checkpoint") -> None:
+        """Restore from a checkpoint. The networks always; the optimisers, their grad scalers,
+        the schedulers and best PSNR only when the checkpoint was written inside the current
+        stage (at a stage boundary the new stage starts with fresh ones, as an unbroken run does).
+        Inside a stage that needs ``last.pt``: ``best.pt`` and ``*_end.pt`` hold weights only."""
         self.generator.load_state_dict(state["models"]["generator"])
         if self.discriminator is not None and "discriminator" in state["models"]:
             self.discriminator.load_state_dict(state["models"]["discriminator"])
-        if state.get("scaler") and self.precision.scaler.is_enabled():
-            self.precision.scaler.load_state_dict(state["scaler"])
         if not same_stage:
             return
+        if "optimizers" not in state:
+            raise ValueError(f"{source} holds weights only (no optimiser state: best.pt and *_end.pt are "
+                             f"for evaluation), so it cannot continue stage {self.stage} at iteration "
+                             f"{state.get('iteration')}; resume from checkpoints/last.pt instead")
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         for k, s in self.schedulers.items():
             s.load_state_dict(state["schedulers"][k])
+        self.precision.load_state_dict(scaler_states(state, self.optimizers), self.optimizers)
         self.best_psnr = float(state.get("best_psnr", float("-inf")))
         if "window" in state:
             self.window.load_state_dict(state["window"], self.device)
 
     def save(self, *names: str) -> list[Path]:
-        """Write the current state as ``checkpoints/<name>.pt`` for each name (rank 0 only)."""
+        """Write ``checkpoints/<name>.pt`` for each name; returns the paths (rank 0) or [] (others).
+
+        Collective: under torchrun every rank calls it at the same iteration. First every rank
+        checks its own weights and all learn the result, so a NaN/inf found on any rank stops
+        every rank with the same NonFiniteError (one rank stopping alone would leave the others
+        waiting forever in their next all-reduce) and nothing is written. Then rank 0 gathers
+        every rank's RNG state and writes. ``last`` gets the full state; other names (``best``,
+        ``<stage>_end``) the weights only (no optimiser, scheduler or scaler state: in the GAN
+        stage that is D's Adam, two thirds of the bytes).
+        """
+        bad = [(r, b) for r, b in enumerate(gather_object(first_non_finite(self.model_states()))) if b]
+        if bad:
+            rank, key = bad[0]
+            on = f" on rank {rank}" if self.world > 1 else ""
+            raise NonFiniteError(f"{key} has NaN/inf values{on} at iteration {self.iteration}: not saving "
+                                 f"{', '.join(n + '.pt' for n in names)}")
+        rng_ranks = gather_object(capture_rng_state(self.device))
         if not self.is_main:
             return []
-        state = self.state_dict()
-        return [save_checkpoint(state, self.ckpt_dir / f"{name}.pt") for name in names]
+        full = self.state_dict(rng_ranks)
+        light = {k: v for k, v in full.items() if k not in RESUME_ONLY}
+        return [save_checkpoint(full if name == "last" else light, self.ckpt_dir / f"{name}.pt") for name in names]
 
     # ---------------------------------------------------------------- validation
     def validation_set(self, data_cfg: EasyDict) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -361,7 +402,8 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters:
         if changed:
             records.log("resumed with settings that differ from the checkpoint's (old -> new): " +
                         ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
-    records.log(f"device {device}, {t.precision}, channels_last={t.channels_last}; "
+    records.log(f"device {device}, {t.precision.describe()}, channels_last={t.channels_last}, "
+                f"cudnn_benchmark={t.cudnn_benchmark}, compile={bool(cfg.compile)}; "
                 f"generator {cfg.generator}: {count_parameters(t.generator):,} parameters; "
                 f"batch {cfg.batch_size} per process x {t.world} process(es) = {cfg.batch_size * t.world} in total")
     if t.world > 1:
@@ -398,15 +440,16 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters:
             continue
         t.setup_stage(stage)
         if ckpt:   # the first stage after a resume: weights (and, inside a stage, optimisers) + RNG
-            t.load_state_dict(ckpt, same_stage=ckpt["stage"] == stage and t.iteration > begin)
-            restore_rng_state(ckpt["rng"])
+            t.load_state_dict(ckpt, same_stage=ckpt["stage"] == stage and t.iteration > begin, source=resume_path)
+            restore_rng_state(rank_rng_state(ckpt, t.rank), device)    # each rank its own streams
             ckpt = None
         if stage == "gan":
             records.log(f"stage gan: discriminator {count_parameters(t.discriminator):,} parameters, "
                         f"content loss VGG{cfg.vgg_i}{cfg.vgg_j} ({cfg.vgg_weights} weights), beta={cfg.beta}")
         _run_stage(t, stage, begin, end, stop_at, batches, val_images)
         if t.iteration == end:
-            ends[stage] = str(t.save("last", f"{stage}_end")[-1]) if t.is_main else ""
+            paths = t.save("last", f"{stage}_end")                # every rank: save is collective
+            ends[stage] = str(paths[-1]) if paths else ""
             records.log(f"stage {stage} done at iteration {end}: {t.ckpt_dir / (stage + '_end.pt')}")
         else:
             t.save("last")
@@ -430,6 +473,9 @@ def _run_stage(t: SRGANTraining, stage: str, begin: int, end: int, stop_at: int,
     # each redraw.
     bar = tqdm(total=end - begin, initial=t.iteration - begin, desc=stage, dynamic_ncols=True,
                disable=not t.is_main, mininterval=1.0 if sys.stderr.isatty() else 10.0)
+    # Stage 2's first batches: is G's loss led by the content term or by beta x l_Gen?
+    balance_at = min(BALANCE_BATCHES, end - begin)
+    balance = WindowMeans() if stage == "gan" and t.iteration - begin < balance_at else None
     try:
         while t.iteration < stop:
             lr, hr = next(batches)
@@ -437,9 +483,16 @@ def _run_stage(t: SRGANTraining, stage: str, begin: int, end: int, stop_at: int,
             t.iteration += 1
             local = t.iteration - begin
             window.add(out)
+            if balance is not None:
+                balance.add({k: v for k, v in out.items() if k in ("loss_content", "loss_adv", "loss_pixel")})
             where = f"in stage {stage} between iterations {t.iteration - window.n + 1} and {t.iteration}"
             last_of_stage = t.iteration == end
             try:
+                if balance is not None and local == balance_at:
+                    n = balance.n
+                    line, _ = loss_balance(balance.pop(where), cfg.beta, cfg.content_weight, cfg.pixel_weight)
+                    records.log(f"loss balance over the first {n} batches of stage gan: {line}")
+                    balance = None
                 if local % cfg.log_every == 0 or last_of_stage:
                     n = window.n
                     values = window.pop(where)
@@ -449,17 +502,21 @@ def _run_stage(t: SRGANTraining, stage: str, begin: int, end: int, stop_at: int,
                     records.scalars(t.iteration, values, stage=stage)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in values.items() if k.startswith(("loss", "d_"))},
                                     refresh=False)
-                if t.is_main and val_images and (local % cfg.val_every == 0 or last_of_stage):
-                    scores, grid = t.validate(val_images)
-                    records.scalars(t.iteration, scores, stage=stage)
-                    records.image(stage, t.iteration, grid, save_png=True)
-                    note = ""
-                    if scores["val_psnr"] > t.best_psnr:
-                        t.best_psnr = scores["val_psnr"]
+                if local % cfg.val_every == 0 or last_of_stage:
+                    scores, improved = None, False       # rank 0 validates; every rank saves (collective)
+                    if t.is_main and val_images:
+                        scores, grid = t.validate(val_images)
+                        records.scalars(t.iteration, scores, stage=stage)
+                        records.image(stage, t.iteration, grid, save_png=True)
+                        improved = scores["val_psnr"] > t.best_psnr
+                        if improved:
+                            t.best_psnr = scores["val_psnr"]
+                    if broadcast_object(improved):
                         t.save("best")
-                        note = " (best of this stage, saved best.pt)"
-                    records.log(f"[{stage} {t.iteration}] val PSNR {scores['val_psnr']:.2f} dB, "
-                                f"SSIM {scores['val_ssim']:.4f}{note}")
+                    if scores is not None:
+                        note = " (best of this stage, saved best.pt)" if improved else ""
+                        records.log(f"[{stage} {t.iteration}] val PSNR {scores['val_psnr']:.2f} dB, "
+                                    f"SSIM {scores['val_ssim']:.4f}{note}")
                 if local % cfg.ckpt_every == 0 and not last_of_stage:
                     window.check(where)
                     t.save("last")

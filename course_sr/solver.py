@@ -3,9 +3,9 @@
 Paper names (Ledig et al., CVPR 2017, Sec. 2.2) and code names:
 
 - ``pixel_loss``          l^SR_MSE: mean squared error of the images
-- ``ContentLoss``         l^SR_VGG/i.j: MSE of VGG19 feature maps phi_{i,j}, each rescaled by
-                          1/12.75 (the paper's factor: it brings VGG54 features to a loss of the
-                          same order as the pixel MSE)
+- ``ContentLoss``         l^SR_VGG/i.j: MSE of VGG19 feature maps phi_{i,j} (torchvision's
+                          VGG19 on ImageNet-normalised input), times ``rescale``^2 (default 1:
+                          see ``config.vgg_rescale`` for why the paper's 1/12.75 is an option)
 - ``adversarial_loss``    l^SR_Gen = -log D(G(I^LR)) (``target_is_real=True`` on G's images);
                           D's sigmoid lives inside BCE-with-logits, which is stable in float16
 - ``discriminator_loss``  the cross-entropy of D on real (HR) and fake (SR) images
@@ -18,12 +18,16 @@ the dataset is in [0, 1] and is converted once, with ``convert_image``).
 The step functions (:func:`pretrain_step`, :func:`gan_step`) are what the schedule runner
 (``course_sr.runner``) and the template's epoch functions (:func:`pretrain`, :func:`train`) all
 call, so there is one copy of the algorithm. :class:`Precision` holds the mixed-precision
-set-up (bf16 where supported, else fp16 with a grad scaler; off on CPU).
+set-up (:func:`amp_dtype`: bf16 from compute capability 8.0, else fp16 with a grad scaler per
+optimiser; off on CPU). :func:`loss_balance` says, at the start of stage 2, whether the content
+or the adversarial term leads G's loss.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+import weakref
 from typing import Any, Callable, Mapping
 
 import torch
@@ -49,11 +53,12 @@ class ContentLoss(nn.Module):
 
     ``vgg``: a frozen :class:`~course_sr.models.TruncatedVGG19` (it normalises its own input;
     ``pred`` and ``target`` are ``(N, 3, H, W)`` in the VGG's ``input_range``, [-1, 1] here).
-    ``rescale``: the paper's 1/12.75 (``config.vgg_rescale``); 1.0 reproduces the template.
+    ``rescale``: ``config.vgg_rescale``; 1.0 (default) is the torchvision-VGG reference (the
+    template's parent, beta 1e-3), 1/12.75 the paper's factor for its Caffe VGG.
     The target's features are computed without a graph: only ``pred`` receives gradients.
     """
 
-    def __init__(self, vgg: nn.Module, rescale: float = 1 / 12.75, criterion: Criterion = F.mse_loss):
+    def __init__(self, vgg: nn.Module, rescale: float = 1.0, criterion: Criterion = F.mse_loss):
         super().__init__()
         self.vgg, self.rescale, self.criterion = vgg, float(rescale), criterion
 
@@ -81,41 +86,129 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
 
 
 # --------------------------------------------------------------------------------------
-# Mixed precision
+# Mixed precision and the other CUDA speed settings
 # --------------------------------------------------------------------------------------
-class Precision:
-    """Autocast + grad scaler for one device: bf16 where the GPU has it, else fp16 + GradScaler.
+BF16_CAPABILITY = (8, 0)
 
-    Off (float32, scaler disabled) on CPU or with ``enabled=False``; the calls stay the same, so
-    the steps below have one code path. ``step(loss, optimizer)`` does backward + step.
+
+def amp_dtype(capability: tuple[int, int]) -> torch.dtype:
+    """The autocast dtype for a CUDA GPU of compute ``capability`` ``(major, minor)``.
+
+    bfloat16 from 8.0 up (A100, L4, RTX 30xx/40xx, H100): tensor cores run it, and its float32
+    exponent range needs no loss scaling. float16 (with a grad scaler) below: a T4 (7.5) or a
+    V100 (7.0) has float16 tensor cores but no bfloat16 ones, and cuDNN has no bfloat16
+    convolutions there. (``torch.cuda.is_bf16_supported()`` is no guide: by default it also
+    counts emulated bfloat16 and answers True on a T4.)
+
+        >>> amp_dtype((7, 5)), amp_dtype((8, 0))
+        (torch.float16, torch.bfloat16)
+    """
+    major, minor = (int(c) for c in capability)
+    return torch.bfloat16 if (major, minor) >= BF16_CAPABILITY else torch.float16
+
+
+class Precision:
+    """Autocast and loss scaling for one device: the one mixed-precision set-up of the kit.
+
+    ``Precision(device, enabled)``: on CUDA with ``enabled``, autocast in :func:`amp_dtype` of
+    the GPU's compute capability; float16 adds a ``GradScaler`` PER OPTIMISER (created on its
+    first :meth:`step`), so an overflow in D's gradients halves D's loss scale only, never G's.
+    On CPU, or ``enabled=False``: float32, no scaler (training on CPU keeps float32 numerics).
+    ``dtype=torch.float16 / torch.bfloat16`` forces autocast in that dtype on any device
+    (tests and benchmarks run the float16 + ``GradScaler("cpu")`` path on CPU that way).
+
+    The steps have one code path whatever was chosen: ``with precision.autocast(): ...`` then
+    ``precision.step(loss, optimizer, clip)``. :meth:`state_dict` / :meth:`load_state_dict`
+    save and restore the scalers by optimiser name.
     """
 
-    def __init__(self, device: str | torch.device = "cpu", enabled: bool = True):
+    def __init__(self, device: str | torch.device = "cpu", enabled: bool = True, dtype: torch.dtype | None = None):
         device = torch.device(device)
         self.device_type = device.type
-        self.enabled = bool(enabled) and device.type == "cuda"
-        bf16 = self.enabled and torch.cuda.is_bf16_supported()
-        self.dtype = torch.bfloat16 if bf16 else (torch.float16 if self.enabled else torch.float32)
+        self.capability: tuple[int, int] | None = None
+        if dtype is not None:
+            if dtype not in (torch.float16, torch.bfloat16):
+                raise ValueError(f"Precision: dtype must be torch.float16 or torch.bfloat16, got {dtype}")
+            self.enabled, self.dtype = True, dtype
+        elif enabled and device.type == "cuda":
+            self.capability = tuple(torch.cuda.get_device_capability(device))
+            self.enabled, self.dtype = True, amp_dtype(self.capability)
+        else:
+            self.enabled, self.dtype = False, torch.float32
         # bf16 has float32's exponent range: no loss scaling needed. fp16 needs it.
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and not bf16)
+        self.scaling = self.enabled and self.dtype == torch.float16
+        self._scalers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def autocast(self):
         return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.enabled)
 
+    def scaler(self, optimizer: torch.optim.Optimizer) -> torch.amp.GradScaler:
+        """``optimizer``'s own grad scaler (disabled unless float16), made on first use."""
+        if optimizer not in self._scalers:
+            self._scalers[optimizer] = torch.amp.GradScaler(self.device_type, enabled=self.scaling)
+        return self._scalers[optimizer]
+
     def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, clip: float = 0.0) -> None:
         """zero_grad, backward, (``clip > 0``: clip the gradient norm of the optimizer's
         parameters, on the true, unscaled gradients), step."""
+        scaler = self.scaler(optimizer)
         optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        scaler.scale(loss).backward()
         if clip and clip > 0:
-            self.scaler.unscale_(optimizer)
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
-        self.scaler.step(optimizer)      # skipped by the scaler when fp16 grads overflowed
-        self.scaler.update()
+        scaler.step(optimizer)           # skipped by the scaler when fp16 grads overflowed
+        scaler.update()                  # this optimiser's scale only
+
+    def state_dict(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, dict]:
+        """``{name: GradScaler state}`` for each of ``optimizers`` (``{}`` without loss scaling)."""
+        if not self.scaling:
+            return {}
+        return {name: self.scaler(opt).state_dict() for name, opt in optimizers.items()}
+
+    def load_state_dict(self, state: Mapping[str, Mapping], optimizers: Mapping[str, torch.optim.Optimizer]) -> None:
+        """Restore the scalers :meth:`state_dict` saved. Entries of a run without loss scaling
+        (bf16 or float32) are empty and skipped: a float16 run then starts with fresh scales."""
+        if not self.scaling:
+            return
+        for name, opt in optimizers.items():
+            if (state or {}).get(name):
+                self.scaler(opt).load_state_dict(state[name])
+
+    def describe(self) -> str:
+        """One line for the log: what was chosen and why."""
+        if not self.enabled:
+            return "float32 (amp=False)" if self.device_type == "cuda" else \
+                "float32 (autocast is for CUDA: training on CPU stays float32)"
+        name = str(self.dtype).replace("torch.", "")
+        why = ""
+        if self.capability is not None:
+            cc = f"compute capability {self.capability[0]}.{self.capability[1]}"
+            why = f" ({cc} >= 8.0: bf16 tensor cores)" if self.dtype == torch.bfloat16 else \
+                f" ({cc} < 8.0: no bf16 tensor cores)"
+        scaler = ", a grad scaler per optimiser" if self.scaling else ", no grad scaler"
+        return f"{name} autocast{scaler}{why}"
 
     def __repr__(self):
-        scaler = ", grad scaler" if self.scaler.is_enabled() else ""
+        scaler = ", grad scaler per optimiser" if self.scaling else ""
         return f"Precision({self.device_type}, {str(self.dtype).replace('torch.', '')}{scaler})"
+
+
+@contextlib.contextmanager
+def cudnn_benchmark(enabled: bool):
+    """``torch.backends.cudnn.benchmark = enabled`` inside the block, the previous value after.
+
+    Autotuning times every convolution algorithm once per input shape: a win for training's
+    fixed-size crops, a loss for evaluation, where every image has its own size. So the runner
+    turns it on for the training steps only (not for validation, not for what runs after).
+    Only cuDNN reads the flag: on CPU it changes nothing.
+    """
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = bool(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
 
 
 # --------------------------------------------------------------------------------------
@@ -192,6 +285,32 @@ def gan_step(lr: torch.Tensor, hr: torch.Tensor, generator: nn.Module, discrimin
     return out
 
 
+def loss_balance(means: Mapping[str, float], beta: float, content_weight: float = 1.0,
+                 pixel_weight: float = 0.0) -> tuple[str, bool]:
+    """How G's loss splits between its terms: one log line, and whether the adversarial term
+    dominates.
+
+    ``means``: mean ``loss_content`` and ``loss_adv`` (and ``loss_pixel`` when used) over the
+    first batches of stage 2 (:func:`gan_step`'s outputs). The terms as they enter G's loss are
+    ``content_weight * l_VGG`` (+ ``pixel_weight * l_MSE``) and ``beta * l_Gen``. When the
+    adversarial term is the larger one, G learns to fool D more than to match HR in VGG space:
+    the images drift (colour casts, invented texture). The usual cause is a content loss scaled
+    down twice (``vgg_rescale`` 1/12.75 on torchvision's VGG, or with ``content_weight`` 0.006).
+    """
+    content = content_weight * float(means["loss_content"]) + pixel_weight * float(means.get("loss_pixel", 0.0))
+    adversarial = beta * float(means["loss_adv"])
+    ratio = adversarial / content if content > 0 else math.inf
+    side = f"content_weight x l_VGG = {content_weight * float(means['loss_content']):.4g}"
+    if pixel_weight and "loss_pixel" in means:
+        side += f" + pixel_weight x l_MSE = {pixel_weight * float(means['loss_pixel']):.4g}"
+    line = f"{side}; beta x l_Gen = {adversarial:.4g} (adversarial / content {ratio:.3g})"
+    dominates = adversarial > content
+    if dominates:
+        line += ("\nWARNING: the adversarial term dominates G's loss; G will chase D rather than the HR "
+                 "images. Check vgg_rescale (1.0 for torchvision's VGG19), content_weight and beta.")
+    return line, dominates
+
+
 # --------------------------------------------------------------------------------------
 # Optimisers and schedules of the two stages
 # --------------------------------------------------------------------------------------
@@ -258,8 +377,8 @@ def train(train_loader, generator, discriminator, truncated_vgg19, content_loss_
     ``truncated_vgg19`` normalises its own input (give it [-1, 1] images);
     ``content_loss_criterion`` compares feature maps (``nn.MSELoss()``);
     ``adversarial_loss_criterion`` takes logits and labels (``nn.BCEWithLogitsLoss()``).
-    ``vgg_rescale`` 1.0 is the template; the paper (and the runner) use 1/12.75. Each batch runs
-    :func:`gan_step`. Returns ``(mean perceptual loss, mean discriminator loss)``.
+    ``vgg_rescale`` 1.0 is the template and the kit's default (``config.vgg_rescale``); the
+    paper's 1/12.75 is an option. Each batch runs :func:`gan_step`. Returns ``(mean perceptual loss, mean discriminator loss)``.
     """
     generator.train()
     discriminator.train()

@@ -50,12 +50,16 @@ def convert_image(img, source: str, target: str):
           rounded or clamped: values outside the source range map outside the target range).
         - ``'imagenet-norm'``: ``(x - mean) / std`` per channel with the ImageNet statistics, for
           ``(3, H, W)`` and ``(N, 3, H, W)`` tensors (the input the VGG19 loss network expects).
+          Always computed in float32 at least (float16/bfloat16 inputs give float32): under
+          autocast the SR batch is bfloat16 and the HR batch float32, and both must meet the
+          same constants, or the content loss sees a colour offset that is only rounding.
         - ``'y-channel'``: the luma Y of MATLAB's ``rgb2ycbcr`` as float in ``[16, 235]``
           (not rounded), shape ``(H, W)`` or ``(N, H, W)``. Unlike the course template, no border
           is cropped here: the metrics shave their own border, visibly.
 
-    Float tensors keep their dtype and device; PIL sources become float32 ``(C, H, W)`` tensors
-    (a gray image gives one channel; other modes are converted to RGB by :func:`load_image`'s rules).
+    Float tensors keep their dtype (except ``'imagenet-norm'``, above) and device; PIL sources
+    become float32 ``(C, H, W)`` tensors (a gray image gives one channel; other modes are
+    converted to RGB by :func:`load_image`'s rules).
     """
     if source not in SOURCES:
         raise ValueError(f"convert_image: unknown source {source!r}; expected one of {SOURCES}")
@@ -77,6 +81,8 @@ def convert_image(img, source: str, target: str):
         if not img.is_floating_point() and not (source == "[0, 255]" and img.dtype == torch.uint8):
             raise TypeError(f"convert_image: source {source!r} needs a float tensor, got {img.dtype}")
         x = img if img.is_floating_point() else img.float()
+        if target == "imagenet-norm" and x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()                    # the whole conversion in float32 (see Returns)
         if source == "[-1, 1]":
             x = (x + 1.0) / 2.0
         elif source == "[0, 255]":

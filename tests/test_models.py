@@ -119,3 +119,70 @@ def test_count_parameters_trainable_only():
     vgg = TruncatedVGG19(2, 2, weights="random")
     assert count_parameters(vgg) > 0
     assert count_parameters(vgg, trainable_only=True) == 0
+
+
+# ---------------------------------------------------------------- channels_last, layer by layer
+def cuda_generic_pixel_shuffle(x: torch.Tensor, r: int) -> torch.Tensor:
+    """What PyTorch's pixel shuffle does on CUDA (its generic path): a reshape-permute-reshape,
+    which returns NCHW whatever it was given. (The CPU kernel keeps channels_last.)"""
+    n, c, h, w = x.shape
+    return x.reshape(n, c // r ** 2, r, r, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c // r ** 2, h * r, w * r)
+
+
+def test_the_emulated_cuda_pixel_shuffle_is_pixel_shuffle_and_drops_channels_last():
+    x = torch.rand(2, 16, 5, 3)
+    assert torch.equal(cuda_generic_pixel_shuffle(x, 2), torch.nn.functional.pixel_shuffle(x, 2))
+    assert not cuda_generic_pixel_shuffle(x.contiguous(memory_format=torch.channels_last), 2).is_contiguous(
+        memory_format=torch.channels_last)
+
+
+def layers_not_channels_last(model: nn.Module, x: torch.Tensor) -> list[str]:
+    """Names of the modules whose 4-D output (or a conv's input) is not channels_last."""
+    bad = []
+
+    def hook(name):
+        def check(module, inputs, output):
+            cl = torch.channels_last
+            if isinstance(module, nn.Conv2d) and not inputs[0].is_contiguous(memory_format=cl):
+                bad.append(f"{name} (input)")
+            if torch.is_tensor(output) and output.dim() == 4 and not output.is_contiguous(memory_format=cl):
+                bad.append(name)
+        return check
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n]
+    try:
+        model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    finally:
+        for h in handles:
+            h.remove()
+    return bad
+
+
+@pytest.mark.parametrize("pixel_shuffle", ["cpu kernel", "cuda generic path"])
+@pytest.mark.parametrize("net", ["generator x4", "generator x8", "discriminator", "vgg54"])
+def test_every_layer_output_stays_channels_last(monkeypatch, pixel_shuffle, net):
+    if pixel_shuffle == "cuda generic path":
+        monkeypatch.setattr(torch.nn.functional, "pixel_shuffle", cuda_generic_pixel_shuffle)
+    cfg = get_config(crop_size=96, **TINY)
+    model, x = {
+        "generator x4": (Generator(cfg), torch.rand(2, 3, 6, 5)),
+        "generator x8": (Generator(get_config(scaling_factor=8, crop_size=96, **TINY)), torch.rand(2, 3, 4, 3)),
+        "discriminator": (Discriminator(cfg), torch.rand(2, 3, 24, 20) * 2 - 1),
+        "vgg54": (TruncatedVGG19(5, 4, weights="random"), torch.rand(2, 3, 32, 32) * 2 - 1),
+    }[net]
+    assert layers_not_channels_last(model, x) == []
+
+
+def test_channels_last_gives_the_same_images():
+    g = Generator(get_config(crop_size=96, **TINY)).eval()
+    lr = torch.rand(2, 3, 6, 5)
+    ref = g(lr)
+    g.to(memory_format=torch.channels_last)
+    torch.testing.assert_close(g(lr.contiguous(memory_format=torch.channels_last)), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_vgg_normalises_in_float32_under_autocast():
+    vgg = TruncatedVGG19(2, 2, weights="random")
+    x = (torch.rand(2, 3, 16, 16) * 2 - 1).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(vgg(x), vgg(x.float()))      # the same constants for SR (bf16) and HR (fp32)

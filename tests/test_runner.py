@@ -63,6 +63,53 @@ def test_full_run_writes_the_documented_layout(full_run):
     assert "discriminator" not in load_checkpoint(out / "checkpoints" / "pretrain_end.pt")["models"]
 
 
+def test_only_last_pt_holds_optimiser_state(full_run):
+    _, out = full_run
+    last = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert {"optimizers", "schedulers", "scalers"} <= last.keys() and set(last["optimizers"]) == {"g", "d"}
+    for name in ("best", "pretrain_end", "gan_end"):
+        light = torch.load(out / "checkpoints" / f"{name}.pt", weights_only=True)
+        assert not {"optimizers", "schedulers", "scalers", "scaler"} & light.keys(), name
+        assert {"models", "config", "history", "rng", "iteration"} <= light.keys(), name
+    end = load_checkpoint(out / "checkpoints" / "gan_end.pt")
+    assert end["iteration"] == last["iteration"] and end["models"].keys() == last["models"].keys()
+    assert all(torch.equal(v, last["models"]["discriminator"][k]) for k, v in end["models"]["discriminator"].items())
+
+
+def test_resuming_mid_stage_from_a_weights_only_checkpoint_says_to_use_last(full_run, sample_root, tmp_path):
+    import shutil
+
+    _, full_out = full_run
+    shutil.copy(full_out / "checkpoints" / "gan_end.pt", tmp_path / "gan_end.pt")
+    longer = tiny(sample_root, gan_iters=4)              # gan_end.pt (iteration 6) is now mid-stage
+    with pytest.raises(ValueError, match=r"gan_end.pt holds weights only.*resume from checkpoints/last.pt"):
+        runner.run(longer, tmp_path / "run", resume=tmp_path / "gan_end.pt")
+
+
+def test_old_single_scaler_entries_are_read_per_optimiser():
+    from course_sr.checkpoint import scaler_states
+
+    shared = {"scale": 1024.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
+              "_growth_tracker": 7}
+    assert scaler_states({"scaler": shared}, ["g", "d"]) == {"g": shared, "d": shared}   # seeds both
+    assert scaler_states({"scaler": None}, ["g"]) == {} and scaler_states({}, ["g"]) == {}
+    assert scaler_states({"scaler": {"G": shared}}, ["G"]) == {"G": shared}             # CycleSR's layout
+    assert scaler_states({"scalers": {"d": shared}, "scaler": None}, ["g", "d"]) == {"d": shared}
+    p = solver.Precision("cpu", dtype=torch.float16)
+    opts = {k: torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1) for k in ("g", "d")}
+    p.load_state_dict(scaler_states({"scaler": shared}, opts), opts)
+    assert [p.scaler(o).get_scale() for o in opts.values()] == [1024.0, 1024.0]
+
+
+def test_a_checkpoint_with_the_old_single_scaler_entry_still_resumes(full_run, sample_root, tmp_path):
+    _, full_out = full_run
+    ckpt = load_checkpoint(full_out / "checkpoints" / "last.pt")
+    ckpt["iteration"], ckpt["scaler"] = 5, None       # as written before per-optimiser scalers (CPU: None)
+    ckpt.pop("scalers")
+    torch.save(ckpt, tmp_path / "old.pt")
+    assert runner.run(tiny(sample_root), tmp_path / "run", resume=tmp_path / "old.pt")["finished"]
+
+
 # inside stage 1, at the stage boundary (as the notebook stops there), inside stage 2
 @pytest.mark.parametrize("stop, k", [(dict(max_iters=2), 2), (dict(stop_after="pretrain"), 3), (dict(max_iters=4), 4)])
 def test_resume_is_bit_identical(full_run, sample_root, tmp_path, stop, k):
@@ -72,10 +119,13 @@ def test_resume_is_bit_identical(full_run, sample_root, tmp_path, stop, k):
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["iteration"] == k
     second = runner.run(None, tmp_path, resume=tmp_path / "checkpoints" / "last.pt")
     assert second["finished"]
-    a = load_checkpoint(full_out / "checkpoints" / "gan_end.pt")
-    b = load_checkpoint(tmp_path / "checkpoints" / "gan_end.pt")
+    a = load_checkpoint(full_out / "checkpoints" / "last.pt")             # the full state, at the end
+    b = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert_same_state(a, b)
     assert without_timing(a["history"]) == without_timing(b["history"])   # every step logged once
+    ends = [load_checkpoint(out / "checkpoints" / "gan_end.pt") for out in (full_out, tmp_path)]
+    for k, v in ends[0]["models"]["generator"].items():
+        assert torch.equal(v, ends[1]["models"]["generator"][k])
 
 
 def test_random_vgg_is_refused_for_the_gan_stage_before_stage_one_starts(sample_root, tmp_path):

@@ -167,3 +167,13 @@ def test_seed_everything_repeats():
     first = draw()
     seed_everything(5)
     assert draw() == first
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("source", ["[-1, 1]", "[0, 1]"])
+def test_imagenet_norm_is_computed_in_float32_for_half_inputs(dtype, source):
+    x = torch.rand(2, 3, 4, 4).to(dtype)
+    x = x * 2 - 1 if source == "[-1, 1]" else x
+    out = convert_image(x, source, "imagenet-norm")
+    assert out.dtype == torch.float32
+    assert torch.equal(out, convert_image(x.float(), source, "imagenet-norm"))
