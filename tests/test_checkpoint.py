@@ -121,3 +121,26 @@ def test_from_checkpoint_refuses_another_architecture(tmp_path):
     assert info["arch"] == "vdsr" and info["output_range"] == "[0, 1]"
     with pytest.raises(ValueError, match="vdsr.pt holds a 'vdsr' network"):
         Generator.from_checkpoint(path)
+
+
+def test_cuda_rng_is_the_training_devices_own(monkeypatch):
+    """Each process saves the generator of the GPU it trains on and restores it there."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": calls.append(("get", device))
+                        or torch.full((16,), 7, dtype=torch.uint8))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": calls.append(("set", device,
+                                                                                               int(state[0]))))
+    state = capture_rng_state("cuda:1")
+    assert calls == [("get", torch.device("cuda:1"))] and len(state["cuda"]) == 1
+    restore_rng_state(state, "cuda:1")
+    assert calls[-1] == ("set", torch.device("cuda:1"), 7)
+    calls.clear()
+    restore_rng_state(state, "cpu")                       # a GPU state resumed on CPU: nothing to set
+    restore_rng_state(capture_rng_state("cpu"), "cuda:0")  # a CPU state on a GPU: its seeded generator stays
+    assert calls == []
+
+
+def test_rank_rng_state_picks_each_ranks_own():
+    ckpt = {"rng": {"who": 0}, "rng_ranks": [{"who": 0}, {"who": 1}]}
+    assert [ck.rank_rng_state(ckpt, r)["who"] for r in range(3)] == [0, 1, 0]
+    assert ck.rank_rng_state({"rng": {"who": 0}}, 1)["who"] == 0     # written by one process

@@ -161,8 +161,73 @@ def worker(out_dir: str, sample_root: str) -> None:
     cfg = step_config(sample_root, B)
     res["step/sync_bn"] = srresnet_step(cfg, info, sync_bn=True)
     res["step/plain_bn"] = srresnet_step(cfg, info, sync_bn=False)
+    res.update(runner_rng_case(Path(out_dir), Path(sample_root), info))
+    res.update(runner_non_finite_case(Path(out_dir), Path(sample_root), info))
     torch.save(res, Path(out_dir) / f"rank{info.rank}.pt")
     D.cleanup()
+
+
+def runner_rng_case(out: Path, sample_root, info: D.DistInfo) -> dict:
+    """Each rank draws a different number of values per step, so the ranks' RNG streams differ;
+    a checkpoint must give each rank its own back (the CUDA generator travels the same way)."""
+    import shutil
+
+    from course_sr import runner
+
+    cfg = get_config("quick", **run_overrides(sample_root))
+    real_step, real_restore = runner.SRGANTraining.step, runner.restore_rng_state
+    restored = {}
+
+    def step(self, lr, hr):
+        torch.rand(1 + self.rank)
+        return real_step(self, lr, hr)
+
+    def restore(state, device="cpu"):
+        real_restore(state, device)
+        restored["torch"] = torch.get_rng_state().clone()
+
+    runner.SRGANTraining.step, runner.restore_rng_state = step, restore
+    try:
+        runner.run(cfg, out / "rng", max_iters=2)
+        saved = torch.get_rng_state().clone()            # nothing draws after the last save
+        D.barrier()
+        if info.is_main:
+            shutil.copy(out / "rng" / "checkpoints" / "last.pt", out / "rng_last.pt")
+        D.barrier()
+        torch.manual_seed(12345)                          # forget the streams
+        runner.run(cfg, out / "rng", max_iters=1, resume=out / "rng" / "checkpoints" / "last.pt")
+    finally:
+        runner.SRGANTraining.step, runner.restore_rng_state = real_step, real_restore
+    return {"rng/saved": saved, "rng/restored": restored["torch"]}
+
+
+def runner_non_finite_case(out: Path, sample_root, info: D.DistInfo) -> dict:
+    """Rank 1 alone gets a NaN weight right after iteration 2's step: the save that follows
+    must stop BOTH ranks (one rank stopping alone would hang the other in its next all-reduce)
+    and write nothing."""
+    from course_sr import runner
+    from course_sr.checkpoint import NonFiniteError
+
+    cfg = get_config("quick", **run_overrides(sample_root))
+    real_step = runner.SRGANTraining.step
+
+    def step(self, lr, hr):
+        out_ = real_step(self, lr, hr)
+        if self.rank == 1 and self.iteration == 1:      # the step that makes iteration 2
+            with torch.no_grad():
+                self.generator.conv_block1[0].weight[0, 0, 0, 0] = float("nan")
+        return out_
+
+    runner.SRGANTraining.step = step
+    try:
+        runner.run(cfg, out / "nan")
+        error = ""
+    except NonFiniteError as err:
+        error = str(err)
+    finally:
+        runner.SRGANTraining.step = real_step
+    D.barrier()                                           # both ranks got here: nobody hung
+    return {"nan/error": error}
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +235,7 @@ def ranks(tmp_path_factory, sample_root) -> list[dict]:
     """Run the worker on 2 gloo processes once; what each rank saved."""
     out = tmp_path_factory.mktemp("gloo")
     torchrun([str(THIS), "worker", str(out), str(sample_root)])
-    return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+    return [{**torch.load(out / f"rank{r}.pt"), "out": out} for r in range(WORLD)]
 
 
 # --------------------------------------------------------------------------------------
@@ -183,6 +248,30 @@ def test_init_distributed_reads_torchruns_environment(ranks):
         assert res["broadcast"] == {"from": 0, "items": [0, 0, 0]}
         torch.testing.assert_close(res["mean"], torch.tensor([0.5, 5.0]))
         assert res["any"] == [True, False]
+
+
+def test_each_rank_resumes_with_its_own_rng_streams(ranks, tmp_path_factory):
+    from course_sr.checkpoint import load_checkpoint, rank_rng_state
+
+    saved = [res["rng/saved"] for res in ranks]
+    assert not torch.equal(saved[0], saved[1])                     # the streams really differ
+    ckpt = load_checkpoint(ranks[0]["out"] / "rng_last.pt")
+    assert len(ckpt["rng_ranks"]) == WORLD and torch.equal(ckpt["rng"]["torch"], saved[0])
+    for r, res in enumerate(ranks):
+        assert torch.equal(rank_rng_state(ckpt, r)["torch"], saved[r])
+        assert torch.equal(res["rng/restored"], saved[r]), f"rank {r} resumed with another rank's stream"
+    assert rank_rng_state(ckpt, WORLD)["torch"].equal(saved[0])     # more ranks than saved: rank 0's
+
+
+def test_a_nan_on_one_rank_stops_every_rank_before_any_save(ranks):
+    from course_sr.checkpoint import load_checkpoint
+
+    for res in ranks:
+        assert "conv_block1.0.weight has NaN/inf values on rank 1 at iteration 2" in res["nan/error"]
+        assert "stopping stage gan" in res["nan/error"]
+    last = load_checkpoint(ranks[0]["out"] / "nan" / "checkpoints" / "last.pt")
+    assert last["iteration"] == 1                                   # iteration 2 was never written
+    assert all(bool(torch.isfinite(v).all()) for v in last["models"]["generator"].values())
 
 
 @pytest.mark.parametrize("case", list(BN_CASES))
@@ -339,30 +428,51 @@ def run_overrides(sample_root, **overrides) -> dict:
 
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory, sample_root):
-    """2 processes x batch B, stopped after iteration 2 (mid-GAN stage), via the real command."""
+    """2 processes x batch B via the real command: stage 1 (1 iteration), then resumed under
+    torchrun for 1 iteration of stage 2 (stopped mid-stage at iteration 2). The full state at the
+    end of stage 1 (last.pt then; *_end.pt hold weights only) is kept as ``pretrain_last.pt``."""
+    import shutil
+
     import yaml
 
     root = tmp_path_factory.mktemp("torchrun")
     (root / "run.yaml").write_text(yaml.safe_dump({"preset": "quick", **run_overrides(sample_root)}))
-    proc = torchrun(["-m", "course_sr", "train", "--config", str(root / "run.yaml"), "--out", str(root / "run"),
-                     "--max-iters", "2"])
+    command = ["-m", "course_sr", "train", "--config", str(root / "run.yaml"), "--out", str(root / "run")]
+    torchrun([*command, "--max-iters", "1"])
+    shutil.copy(root / "run" / "checkpoints" / "last.pt", root / "pretrain_last.pt")
+    proc = torchrun([*command, "--max-iters", "1", "--resume", "auto"])
     return root / "run", proc.stdout
 
 
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory, sample_root):
-    """The same schedule in one process with batch WORLD * B, run to its end."""
+    """The same schedule in one process with batch WORLD * B, run to its end (in two calls, so
+    that the full state at the end of stage 1 is kept too: resuming is bit-exact on CPU)."""
+    import shutil
+
     from course_sr.runner import run
 
-    out = tmp_path_factory.mktemp("reference")
-    run(get_config("quick", **run_overrides(sample_root, batch_size=WORLD * B, sync_bn=False)), out)
-    return out
+    root = tmp_path_factory.mktemp("reference")
+    cfg = get_config("quick", **run_overrides(sample_root, batch_size=WORLD * B, sync_bn=False))
+    run(cfg, root / "run", stop_after="pretrain")
+    shutil.copy(root / "run" / "checkpoints" / "last.pt", root / "pretrain_last.pt")
+    run(cfg, root / "run", resume="auto")
+    return root / "run"
 
 
 def checkpoint(run_dir: Path, name: str) -> dict:
     from course_sr.checkpoint import load_checkpoint
 
     return load_checkpoint(run_dir / "checkpoints" / f"{name}.pt")
+
+
+def full_state(run_dir: Path, stage: str) -> dict:
+    """The full state (optimisers included) at the end of ``stage``: the fixtures' copy of
+    last.pt at the end of stage 1, or last.pt of the finished run."""
+    from course_sr.checkpoint import load_checkpoint
+
+    return load_checkpoint(run_dir.parent / "pretrain_last.pt" if stage == "pretrain"
+                           else run_dir / "checkpoints" / "last.pt")
 
 
 def adam_noise(ckpt: dict, net: str) -> dict[str, torch.Tensor]:
@@ -428,7 +538,7 @@ def test_torchrun_train_logs_validates_and_saves_once(two_process_run):
 
 
 def test_one_step_on_2_processes_x_b_is_one_step_with_2b_through_the_runner(two_process_run, reference_run):
-    got, ref = checkpoint(two_process_run[0], "pretrain_end"), checkpoint(reference_run, "pretrain_end")
+    got, ref = full_state(two_process_run[0], "pretrain"), full_state(reference_run, "pretrain")
     assert got["iteration"] == ref["iteration"] == 1
     # The gradient of the global batch, from Adam's first moment after one step (0.1 * grad).
     for i, st in ref["optimizers"]["g"]["state"].items():
@@ -449,7 +559,7 @@ def test_checkpoint_of_2_processes_resumes_on_1_with_the_same_global_batch(two_p
     assert result["finished"] and result["iteration"] == 3
     got, ref = checkpoint(tmp_path, "gan_end"), checkpoint(reference_run, "gan_end")
     # G and D, as if the run had never been split
-    assert_same_networks(got, [checkpoint(reference_run, "pretrain_end"), ref])
+    assert_same_networks(got, [full_state(reference_run, "pretrain"), full_state(reference_run, "gan")])
     for key in ("gan/loss_g", "gan/loss_d"):
         torch.testing.assert_close(torch.tensor(got["history"][key]), torch.tensor(ref["history"][key]),
                                    rtol=1e-5, atol=1e-7, msg=key)

@@ -220,3 +220,52 @@ def test_centre_crop_pair_is_aligned():
     assert lr_c[0, 0, 0] == 3 * 12 + 4                 # top-left of the centred 4 x 4 window
     assert runner.centre_crop_pair(lr, hr, 0, 4)[1].shape == (1, 40, 48)
     assert math.isclose(runner.centre_crop_pair(lr, hr, 400, 4)[0].numel(), lr.numel())
+
+
+def test_cudnn_benchmark_is_on_for_the_training_steps_only(sample_root, tmp_path, monkeypatch):
+    seen = {"step": set(), "validate": set()}
+    for name in ("pretrain_step", "gan_step"):
+        real = getattr(runner, name)
+
+        def spy(*args, _real=real, **kwargs):
+            seen["step"].add(torch.backends.cudnn.benchmark)
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(runner, name, spy)
+    real_validate = runner.validate
+
+    def validate_spy(*args, **kwargs):
+        seen["validate"].add(torch.backends.cudnn.benchmark)
+        return real_validate(*args, **kwargs)
+    monkeypatch.setattr(runner, "validate", validate_spy)
+    before = torch.backends.cudnn.benchmark
+    runner.run(tiny(sample_root, cudnn_benchmark=True, pretrain_iters=2, gan_iters=1, val_every=1), tmp_path)
+    assert seen == {"step": {True}, "validate": {before}}
+    assert torch.backends.cudnn.benchmark == before          # evaluate() afterwards does not autotune
+    assert "cudnn_benchmark=True" in (tmp_path / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("rescale, warned", [(1.0, False), (1 / 12.75, True)])
+def test_stage_two_logs_the_loss_balance_and_warns_when_the_adversarial_term_dominates(sample_root, tmp_path,
+                                                                                       rescale, warned):
+    runner.run(tiny(sample_root, vgg_rescale=rescale, pretrain_iters=1, gan_iters=3), tmp_path)
+    log = (tmp_path / "log.txt").read_text()
+    assert log.count("loss balance over the first 3 batches of stage gan: content_weight x l_VGG = ") == 1
+    assert ("WARNING: the adversarial term dominates G's loss" in log) == warned
+
+
+def test_torch_compile_saves_plain_keys_and_resumes(sample_root, tmp_path):
+    from course_sr.models import Generator
+
+    cfg = tiny(sample_root, compile=True, pretrain_iters=3)
+    straight = runner.run(cfg, tmp_path / "straight", stop_after="pretrain")
+    assert straight["iteration"] == 3
+    runner.run(cfg, tmp_path / "resumed", max_iters=2)
+    last = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    assert list(last["models"]["generator"]) == list(Generator(cfg).state_dict())     # no "_orig_mod."
+    assert "compile=True" in (tmp_path / "resumed" / "log.txt").read_text()
+    runner.run(None, tmp_path / "resumed", resume=tmp_path / "resumed" / "checkpoints" / "last.pt",
+               stop_after="pretrain")
+    a, b = (load_checkpoint(tmp_path / d / "checkpoints" / "pretrain_end.pt") for d in ("straight", "resumed"))
+    assert a["iteration"] == b["iteration"] == 3
+    for k, v in a["models"]["generator"].items():
+        assert torch.equal(v, b["models"]["generator"][k]), k
