@@ -5,14 +5,16 @@ the values do not change the cost, and nothing downloads). Batch 16 of 96 x 96 H
 GPU (fewer on CPU, see flags), synthetic tensors (this measures compute, not data loading).
 For each stage, in the same run, timed alternately step by step:
 
-- kit:   ``course_sr.solver.pretrain_step`` / ``gan_step`` as the runner uses them: mixed
-         precision (bf16, or fp16 + grad scaler) + channels_last + cudnn.benchmark on CUDA,
+- kit:   ``course_sr.solver.pretrain_step`` / ``gan_step`` as the runner uses them with the
+         default config: mixed precision (``solver.amp_dtype``: bf16, or fp16 + a grad scaler per
+         optimiser) + cudnn.benchmark on CUDA (+ channels_last when ``config.channels_last``),
          VGG frozen, D frozen during G's step, HR features without a graph;
 - plain: the template's loop body on the same networks: float32, NCHW, VGG parameters
          requiring grad (computed and thrown away), D not frozen during G's step.
 
 On CPU the kit's speed-ups are off by design (no AMP / channels_last there), so the ratio only
-shows what freezing saves. Last stdout line: one JSON object.
+shows what freezing saves. ``benchmarks/gpu_check.py`` measures each CUDA option on its own.
+Last stdout line: one JSON object.
 
     python benchmarks/bench_train.py [--device auto|cpu|cuda] [--batch N] [--iters N] [--warmup N]
 """
@@ -41,7 +43,7 @@ def plain_pretrain_step(lr, hr, generator, optimizer):
     return loss
 
 
-def plain_gan_step(lr, hr, generator, discriminator, vgg, optimizer_g, optimizer_d, beta=1e-3, rescale=1 / 12.75):
+def plain_gan_step(lr, hr, generator, discriminator, vgg, optimizer_g, optimizer_d, beta=1e-3, rescale=1.0):
     """The template's SRGAN iteration (sgrvinod's train loop body), float32, nothing frozen."""
     sr = generator(lr)
     sr_features = vgg(sr) * rescale
@@ -101,7 +103,7 @@ def main(argv=None) -> int:
     warmup = args.warmup if args.warmup is not None else (10 if cuda else 1)
     cfg = get_config("paper", vgg_weights="random", allow_random_vgg=True, crop_size=args.crop)
     if cuda:
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = bool(cfg.cudnn_benchmark)
 
     torch.manual_seed(0)
     lr = torch.rand(batch, 3, args.crop // 4, args.crop // 4, device=device)     # [0, 1]
@@ -111,7 +113,8 @@ def main(argv=None) -> int:
     vgg_plain.requires_grad_(True)                 # as the template: its grads are computed, unused
     g_kit, d_kit, vgg_kit = (copy.deepcopy(m) for m in (g_plain, d_plain, vgg_plain))
     vgg_kit.requires_grad_(False)
-    fmt = torch.channels_last if cuda else torch.contiguous_format
+    channels_last = cuda and bool(cfg.channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     g_kit, d_kit, vgg_kit = (m.to(memory_format=fmt) for m in (g_kit, d_kit, vgg_kit))
     lr_kit, hr_kit = lr.contiguous(memory_format=fmt), hr.contiguous(memory_format=fmt)
     precision = Precision(device, enabled=True)
@@ -131,7 +134,8 @@ def main(argv=None) -> int:
                    lambda: plain_pretrain_step(lr, hr, g_plain, opt_pre_plain)),
         "stage2": (lambda: gan_step(lr_kit, hr_kit, g_kit, d_kit, opt_g_kit, opt_d_kit, content, precision,
                                     beta=cfg.beta)["loss_d"],
-                   lambda: plain_gan_step(lr, hr, g_plain, d_plain, vgg_plain, opt_g_plain, opt_d_plain)),
+                   lambda: plain_gan_step(lr, hr, g_plain, d_plain, vgg_plain, opt_g_plain, opt_d_plain,
+                                          rescale=cfg.vgg_rescale)),
     }
     for stage, (kit, plain) in steps.items():
         kit_rate, plain_rate = timed_pair(kit, plain, iters, warmup, device)
@@ -142,7 +146,7 @@ def main(argv=None) -> int:
     summary = {"benchmark": "bench_train", "device": str(device),
                "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
                "threads": torch.get_num_threads(), "batch": batch, "crop": args.crop, "iters": iters,
-               "amp_dtype": str(precision.dtype).replace("torch.", ""), "channels_last": cuda,
+               "amp_dtype": str(precision.dtype).replace("torch.", ""), "channels_last": channels_last,
                "torch": torch.__version__, **results}
     print(json.dumps(summary))
     return 0

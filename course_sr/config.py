@@ -115,8 +115,8 @@ DEFAULTS: dict[str, Any] = dict(
     log_every=100,             # iterations between history entries / progress bar updates
     val_every=5000,            # iterations between validations (PSNR/SSIM + sample grid)
     ckpt_every=5000,           # iterations between `last` checkpoints (+ at each stage end). Only
-                               # last.pt holds optimiser state (GAN stage: ~300 MB with both Adam
-                               # states); best.pt and *_end.pt hold weights only (~100 MB)
+                               # last.pt holds optimiser state (GAN stage at paper sizes: 288 MiB,
+                               # with both Adam states); best.pt and *_end.pt hold weights (96 MiB)
     print_freq=100,            # template name, used by solver.train()
     tensorboard=True,          # write event files when tensorboard is installed
 
@@ -190,7 +190,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(),
     # A Colab budget: 10^5 SRResNet + 5x10^4 SRGAN updates (a tenth / a quarter of the paper's).
     # Time on a T4: to be measured (benchmarks/gpu_check.py projects it); PSNR: to be measured.
-    # Checkpoints every 5,000 iterations: last.pt goes to Drive (~300 MB in the GAN stage).
+    # Checkpoints every 5,000 iterations (the default): last.pt (288 MiB in the GAN stage) goes to
+    # Drive, and a disconnect loses at most 5,000 iterations.
     "colab": dict(pretrain_iters=100_000, gan_iters=50_000, val_every=2_500, ckpt_every=5_000),
     # Embedded images, tiny networks, random VGG, CPU: the whole pipeline in about a minute.
     # A higher lr and batch 16 so that ~150 CPU steps show SRResNet learning (it stays below
