@@ -70,8 +70,8 @@ from .config import finalize, get_config, to_plain
 from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_object, current,  # noqa: F401
                           gather_object, init_distributed, resolve_device, wrap_model)  # resolve_device: public here
 from .models import build_discriminator, build_generator, build_vgg, count_parameters
-from .solver import (ContentLoss, Precision, cudnn_benchmark, gan_step, loss_balance, make_gan_optimizers,
-                     make_pretrain_optimizer, pretrain_step)
+from .solver import (ContentLoss, Precision, content_loss_name, cudnn_benchmark, gan_step, loss_balance,
+                     make_gan_optimizers, make_pretrain_optimizer, pixel_loss, pretrain_step)
 from .utils import convert_image, seed_everything
 
 STAGES = ("pretrain", "gan")
@@ -109,10 +109,26 @@ def to_uint8(img: torch.Tensor, source: str) -> np.ndarray:
     return x.to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+def label_columns(grid: np.ndarray, widths, labels, height: int = 14) -> np.ndarray:
+    """``grid`` (H, W, 3) uint8 with a white strip on top naming its columns (``widths`` px each;
+    a label wider than its column is cut to its first word)."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (grid.shape[1], height), (255, 255, 255))
+    draw, x = ImageDraw.Draw(strip), 0
+    for width, text in zip(widths, labels):
+        if draw.textlength(text) > width:
+            text = text.split()[0]
+        draw.text((x + max(0, (width - draw.textlength(text)) / 2), 1), text, fill=(0, 0, 0))
+        x += width
+    return np.concatenate([np.asarray(strip), grid], axis=0)
+
+
 @torch.no_grad()
 def validate(net: torch.nn.Module, images, device=None, lr_view: str = "bicubic") -> tuple[dict[str, float], np.ndarray]:
     """Mean Y-channel PSNR/SSIM (``scale`` pixels shaved, ``metrics.psnr_ssim``) of ``net`` on
-    ``images`` ([(lr, hr)] in [0, 1]) and a grid ``LR | SR | HR``, one row per image (uint8 HxWx3).
+    ``images`` ([(lr, hr)] in [0, 1]) and a grid ``LR | SR | HR``, one row per image (uint8 HxWx3)
+    under a strip that labels the three columns (``LR (bicubic)`` or ``LR (nearest)``, SR, HR).
 
     ``net`` is any SR network of the kit (``scale``, ``output_range``), run in eval mode through
     ``inference.super_resolve`` (its mode is restored). ``lr_view``: the LR column enlarged by
@@ -136,6 +152,7 @@ def validate(net: torch.nn.Module, images, device=None, lr_view: str = "bicubic"
         rows.append(np.concatenate([left, sr_u8, hr_u8], axis=1))
     width = max(r.shape[1] for r in rows)
     grid = np.concatenate([np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
+    grid = label_columns(grid, [rows[0].shape[1] // 3] * 3, (f"LR ({lr_view})", "SR", "HR"))
     psnr, ssim = (float(np.mean(v)) for v in zip(*scores))
     return {"val_psnr": psnr, "val_ssim": ssim}, grid
 
@@ -247,6 +264,8 @@ class SRGANTraining:
         """Build the content-loss VGG now (called at the start of a run that will reach stage 2,
         so a missing download or a refused setting fails before hours of stage 1, not after)."""
         cfg = self.cfg
+        if cfg.content_loss == "mse":      # SRGAN-MSE: the content loss is the pixel MSE, no VGG
+            return
         if cfg.vgg_weights == "random" and not cfg.allow_random_vgg:
             raise ValueError("vgg_weights='random' gives a meaningless content loss: the SRGAN stage "
                              "needs the ImageNet VGG19 (vgg_weights='imagenet'). For tests or the quick "
@@ -270,7 +289,7 @@ class SRGANTraining:
                 torch.manual_seed(int(cfg.seed) + 1)
                 self.discriminator = self._to_device(build_discriminator(cfg)).train()
             self.d_forward = wrap_model(self.discriminator, self.info, sync_bn=bool(cfg.sync_bn))
-            self.content_loss = ContentLoss(self.vgg, cfg.vgg_rescale)
+            self.content_loss = pixel_loss if cfg.content_loss == "mse" else ContentLoss(self.vgg, cfg.vgg_rescale)
             opt_g, opt_d, sched_g, sched_d = make_gan_optimizers(self.generator, self.discriminator, cfg)
             self.optimizers, self.schedulers = {"g": opt_g, "d": opt_d}, {"g": sched_g, "d": sched_d}
         self.best_psnr = float("-inf")                 # "best" is per stage (GAN PSNR < SRResNet PSNR)
@@ -445,7 +464,7 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters:
             ckpt = None
         if stage == "gan":
             records.log(f"stage gan: discriminator {count_parameters(t.discriminator):,} parameters, "
-                        f"content loss VGG{cfg.vgg_i}{cfg.vgg_j} ({cfg.vgg_weights} weights), beta={cfg.beta}")
+                        f"content loss {content_loss_name(cfg)}, beta={cfg.beta}")
         _run_stage(t, stage, begin, end, stop_at, batches, val_images)
         if t.iteration == end:
             paths = t.save("last", f"{stage}_end")                # every rank: save is collective
@@ -470,9 +489,10 @@ def _run_stage(t: SRGANTraining, stage: str, begin: int, end: int, stop_at: int,
     window, tick = t.window, time.time()
     stop = min(end, stop_at)
     # Redraw every second on a terminal; every 10 s in a notebook, whose saved output keeps
-    # each redraw.
+    # each redraw. `disable` is passed only to silence other ranks, so that TQDM_DISABLE=1 (tqdm's
+    # own variable: `make notebooks` sets it) turns the bar off; an explicit False would win over it.
     bar = tqdm(total=end - begin, initial=t.iteration - begin, desc=stage, dynamic_ncols=True,
-               disable=not t.is_main, mininterval=1.0 if sys.stderr.isatty() else 10.0)
+               mininterval=1.0 if sys.stderr.isatty() else 10.0, **({} if t.is_main else {"disable": True}))
     # Stage 2's first batches: is G's loss led by the content term or by beta x l_Gen?
     balance_at = min(BALANCE_BATCHES, end - begin)
     balance = WindowMeans() if stage == "gan" and t.iteration - begin < balance_at else None
@@ -490,7 +510,8 @@ def _run_stage(t: SRGANTraining, stage: str, begin: int, end: int, stop_at: int,
             try:
                 if balance is not None and local == balance_at:
                     n = balance.n
-                    line, _ = loss_balance(balance.pop(where), cfg.beta, cfg.content_weight, cfg.pixel_weight)
+                    line, _ = loss_balance(balance.pop(where), cfg.beta, cfg.content_weight, cfg.pixel_weight,
+                                           "l_MSE" if cfg.content_loss == "mse" else "l_VGG")
                     records.log(f"loss balance over the first {n} batches of stage gan: {line}")
                     balance = None
                 if local % cfg.log_every == 0 or last_of_stage:
@@ -570,7 +591,12 @@ def run(config: Mapping[str, Any] | None, out_dir: str | os.PathLike, max_iters:
     if ckpt is not None and ckpt.get("method", cfg.method) != cfg.method:
         raise ValueError(f"{resume} is a {ckpt.get('method')!r} checkpoint, but config.method is {cfg.method!r}")
     info = init_distributed(cfg)        # a single process unless started by torchrun
+    threads = torch.get_num_threads()
+    if cfg.cpu_threads and info.device.type == "cpu":
+        torch.set_num_threads(int(cfg.cpu_threads))    # restored below: the caller's setting is theirs
     records = RunRecords(out_dir, cfg, resume=ckpt is not None, is_main=info.is_main)
+    if cfg.cpu_threads and info.device.type == "cpu":
+        records.log(f"training on {torch.get_num_threads()} CPU thread(s) (cpu_threads={cfg.cpu_threads})")
     try:
         if cfg.method == "srgan":
             if stop_after not in (None, *STAGES):
@@ -590,6 +616,7 @@ def run(config: Mapping[str, Any] | None, out_dir: str | os.PathLike, max_iters:
         raise ValueError(f"unknown method {cfg.method!r}")
     finally:
         records.close()
+        torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------------------

@@ -11,6 +11,9 @@ Paper names (Ledig et al., CVPR 2017, Sec. 2.2) and code names:
 - ``discriminator_loss``  the cross-entropy of D on real (HR) and fake (SR) images
 - perceptual loss         l^SR = content_weight * l_VGG + beta * l_Gen (+ pixel_weight * l_MSE);
                           paper: content_weight 1, beta 1e-3, pixel_weight 0
+- SRGAN-MSE               the paper's variant with l_MSE as the content loss (``content_loss="mse"``):
+                          l^SR = content_weight * l_MSE + beta * l_Gen; no VGG, so it needs no
+                          ImageNet weights (the quick preset uses it; real runs keep VGG54)
 
 Every loss takes ``(pred, target)``. Ranges: LR in [0, 1]; SR and HR in [-1, 1] (the HR from
 the dataset is in [0, 1] and is converted once, with ``convert_image``).
@@ -66,6 +69,14 @@ class ContentLoss(nn.Module):
         with torch.no_grad():
             target_features = self.vgg(target) * self.rescale
         return self.criterion(self.vgg(pred) * self.rescale, target_features)
+
+
+def content_loss_name(config: Mapping[str, Any]) -> str:
+    """The content term of a config in the paper's words: ``"VGG54 (imagenet weights)"`` or
+    ``"pixel MSE (SRGAN-MSE)"`` (``config.content_loss``: ``"vgg"`` or ``"mse"``)."""
+    if config.get("content_loss", "vgg") == "mse":
+        return "pixel MSE (SRGAN-MSE)"
+    return f"VGG{config['vgg_i']}{config['vgg_j']} ({config['vgg_weights']} weights)"
 
 
 def adversarial_loss(logits: torch.Tensor, target_is_real: bool,
@@ -286,7 +297,7 @@ def gan_step(lr: torch.Tensor, hr: torch.Tensor, generator: nn.Module, discrimin
 
 
 def loss_balance(means: Mapping[str, float], beta: float, content_weight: float = 1.0,
-                 pixel_weight: float = 0.0) -> tuple[str, bool]:
+                 pixel_weight: float = 0.0, content_term: str = "l_VGG") -> tuple[str, bool]:
     """How G's loss splits between its terms: one log line, and whether the adversarial term
     dominates.
 
@@ -296,11 +307,12 @@ def loss_balance(means: Mapping[str, float], beta: float, content_weight: float 
     adversarial term is the larger one, G learns to fool D more than to match HR in VGG space:
     the images drift (colour casts, invented texture). The usual cause is a content loss scaled
     down twice (``vgg_rescale`` 1/12.75 on torchvision's VGG, or with ``content_weight`` 0.006).
+    ``content_term`` names the content loss in the line (``"l_MSE"`` for SRGAN-MSE).
     """
     content = content_weight * float(means["loss_content"]) + pixel_weight * float(means.get("loss_pixel", 0.0))
     adversarial = beta * float(means["loss_adv"])
     ratio = adversarial / content if content > 0 else math.inf
-    side = f"content_weight x l_VGG = {content_weight * float(means['loss_content']):.4g}"
+    side = f"content_weight x {content_term} = {content_weight * float(means['loss_content']):.4g}"
     if pixel_weight and "loss_pixel" in means:
         side += f" + pixel_weight x l_MSE = {pixel_weight * float(means['loss_pixel']):.4g}"
     line = f"{side}; beta x l_Gen = {adversarial:.4g} (adversarial / content {ratio:.3g})"

@@ -121,7 +121,9 @@ def bn_trace(bn: nn.Module, dims, sizes, channels, rank: int | None) -> dict:
 def step_config(sample_root, batch_size: int):
     from course_sr.sample import resolve_data
 
-    return resolve_data(get_config("quick", data_root=str(sample_root), batch_size=batch_size))
+    # bicubic_residual off: its last conv starts at zero, so one step would not reach the BatchNorms.
+    return resolve_data(get_config("quick", data_root=str(sample_root), batch_size=batch_size,
+                                   bicubic_residual=False))
 
 
 def srresnet_step(cfg, info: D.DistInfo, sync_bn: bool) -> dict[str, torch.Tensor]:

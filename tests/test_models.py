@@ -26,6 +26,28 @@ def test_generator_shape_range_and_attributes(scale):
     assert len(g.subpixel_blocks) == {2: 1, 4: 2, 8: 3}[scale]
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+def test_bicubic_residual_generator_starts_as_its_bicubic_base_and_then_adds_to_it(scale):
+    """bicubic_residual: SR = TorchBicubic(LR) + G(LR), linear (not tanh), the correction at zero."""
+    import torch.nn.functional as F
+
+    from course_sr.models import TorchBicubic
+
+    g = Generator(get_config(scaling_factor=scale, crop_size=96, bicubic_residual=True, **TINY))
+    lr = torch.rand(2, 3, 7, 5)
+    base = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
+    assert torch.equal(TorchBicubic(scale)(lr), base)
+    assert torch.allclose(g(lr), base * 2 - 1, atol=1e-6)          # untrained: exactly the base
+    with torch.no_grad():
+        g.conv_block3[0].bias.fill_(0.7)                           # no tanh squashes the sum
+    assert torch.allclose(g(lr), base * 2 - 1 + 0.7, atol=1e-6) and g(lr).max() > 1
+    assert not any(isinstance(m, nn.Tanh) for m in g.modules())
+    paper = Generator(get_config(scaling_factor=scale, crop_size=96, **TINY))
+    assert g.state_dict().keys() == paper.state_dict().keys()      # same weights, base has none
+    assert any(isinstance(m, nn.Tanh) for m in paper.modules()) and paper.base is None
+    assert not get_config("paper").bicubic_residual and not get_config("colab").bicubic_residual
+
+
 @pytest.mark.parametrize("scale, expected", [(2, 1_401_749), (4, 1_549_462), (8, 1_697_175)])
 def test_generator_parameter_count_paper_sizes(scale, expected):
     # 16 blocks, 64 channels, kernels 9/3; x4 = 1,549,462 as sgrvinod's SRResNet (~1.5M, paper).

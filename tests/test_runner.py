@@ -129,11 +129,53 @@ def test_resume_is_bit_identical(full_run, sample_root, tmp_path, stop, k):
 
 
 def test_random_vgg_is_refused_for_the_gan_stage_before_stage_one_starts(sample_root, tmp_path):
-    cfg = tiny(sample_root, allow_random_vgg=False)
+    cfg = tiny(sample_root, content_loss="vgg", allow_random_vgg=False)
     with pytest.raises(ValueError, match="vgg_weights='random'.*allow_random_vgg=True"):
         runner.run(cfg, tmp_path)
     assert not (tmp_path / "checkpoints").exists()          # failed at once, not after stage 1
     assert runner.run(cfg, tmp_path, stop_after="pretrain")["iteration"] == 3   # stage 1 alone is fine
+
+
+def test_srgan_mse_needs_no_vgg_and_its_content_term_is_the_pixel_mse(sample_root, tmp_path, monkeypatch):
+    """content_loss='mse' (the paper's SRGAN-MSE): no VGG is built, so no ImageNet weights are
+    needed, and the logged content loss is the pixel MSE of G's images."""
+    from course_sr import models
+
+    def no_vgg(*args, **kwargs):
+        raise AssertionError("SRGAN-MSE must not build a VGG")
+
+    monkeypatch.setattr(runner, "build_vgg", no_vgg)
+    monkeypatch.setattr(models, "TruncatedVGG19", no_vgg)
+    seen = []
+    real = solver.pixel_loss
+    monkeypatch.setattr(runner, "pixel_loss", lambda p, t: seen.append(1) or real(p, t))
+    cfg = tiny(sample_root, content_loss="mse", vgg_weights="imagenet", allow_random_vgg=False)
+    result = runner.run(cfg, tmp_path)
+    assert result["finished"] and len(seen) == cfg.gan_iters         # one content term per G step
+    assert "content loss pixel MSE (SRGAN-MSE)" in (tmp_path / "log.txt").read_text()
+
+
+def test_cpu_threads_apply_to_the_run_only(sample_root, tmp_path, monkeypatch):
+    before = torch.get_num_threads()
+    used = []
+    real = runner.pretrain_step
+    monkeypatch.setattr(runner, "pretrain_step", lambda *a, **k: used.append(torch.get_num_threads()) or real(*a, **k))
+    runner.run(tiny(sample_root, cpu_threads=1), tmp_path, stop_after="pretrain")
+    assert set(used) == {1} and torch.get_num_threads() == before
+    assert "training on 1 CPU thread(s)" in (tmp_path / "log.txt").read_text()
+
+
+def test_validation_grid_has_column_labels(full_run):
+    import numpy as np
+    from PIL import Image
+
+    _, out = full_run
+    grid = np.asarray(Image.open(out / "samples" / "pretrain_3.png"))
+    assert grid.shape == (14 + 32 + 2, 3 * 32, 3)                  # label strip + one 32 px row
+    strip = grid[:14]
+    assert (strip > 250).mean() > 0.7 and (strip < 100).any()      # white, with dark text
+    thirds = [strip[:, k * 32:(k + 1) * 32] for k in range(3)]
+    assert all((t < 100).any() for t in thirds)                    # a label over each column
 
 
 def test_resume_logs_changed_settings(full_run, sample_root, tmp_path):
