@@ -9,9 +9,16 @@ Command: ``python -m course_sr evaluate [--method bicubic] [--checkpoint PATH[=N
 With ``--json`` the last line on stdout is one JSON object
 ``{"<Set>": {"<method>": {"psnr": float, "ssim": float, "n": int}}}``.
 
-Methods: ``"bicubic"`` (the kit's MATLAB-exact ``imresize`` of the LR file, uint8) or a generator
-checkpoint ``"PATH"`` / ``"PATH=NAME"`` (loaded with ``course_sr.checkpoint.load_generator``;
-its SR output is rounded to uint8 before scoring, as papers do).
+Methods: ``"bicubic"`` (the kit's MATLAB-exact ``imresize`` of the LR file, uint8),
+``"torch-bicubic"`` (PyTorch's a = -0.75 bicubic, ``models.TorchBicubic``: the base that a
+``bicubic_residual`` SRResNet adds to; :func:`bicubic_bases` says when a table needs it) or a
+generator checkpoint ``"PATH"`` / ``"PATH=NAME"`` (loaded with
+``course_sr.checkpoint.load_generator``; its SR output is rounded to uint8 before scoring, as
+papers do).
+
+Besides PSNR and SSIM every image gets ``y_shift``, its mean Y minus the HR's mean Y (same Y and
+shave as the metrics, levels of 255): a brightness or colour cast moves it, texture does not.
+Each set reports ``y_shift_max``, the largest ``|y_shift|`` of its images.
 
 Where a set's images come from, first match wins (``<s>`` is the scale):
 
@@ -33,12 +40,13 @@ import json
 import sys
 import textwrap
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
 
 from course_sr.data_lists import IMAGE_EXTENSIONS
-from course_sr.metrics import psnr_ssim
+from course_sr.metrics import mean_y_shift, psnr_ssim
 from course_sr.utils import convert_image, load_image
 
 CONVENTION = ("PSNR (dB) / SSIM on Y of MATLAB rgb2ycbcr (not rounded), {scale} px shaved from each border; "
@@ -119,11 +127,14 @@ def image_pairs(set_name: str, data_root, csv_folder=None, scale: int = 4) -> li
 # --------------------------------------------------------------------------------------
 # Methods
 # --------------------------------------------------------------------------------------
+BASELINES = ("bicubic", "torch-bicubic")
+
+
 def parse_method(spec: str) -> tuple[str, Path | None]:
-    """``"bicubic"`` -> ``("bicubic", None)``; ``"PATH=NAME"`` -> ``(NAME, PATH)``;
+    """``"bicubic"`` / ``"torch-bicubic"`` -> ``(spec, None)``; ``"PATH=NAME"`` -> ``(NAME, PATH)``;
     ``"PATH"`` -> (``<run>/<stem>`` for ``<run>/checkpoints/<stem>.pt``, else the stem; PATH)."""
-    if spec == "bicubic":
-        return "bicubic", None
+    if spec in BASELINES:
+        return spec, None
     path, sep, name = spec.rpartition("=")
     if not sep:
         path, name = spec, ""
@@ -131,6 +142,17 @@ def parse_method(spec: str) -> tuple[str, Path | None]:
     if not name:
         name = f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "checkpoints" else path.stem
     return name, path
+
+
+def bicubic_bases(checkpoints) -> list[str]:
+    """``["torch-bicubic"]`` when any of these checkpoints holds a ``bicubic_residual`` network
+    (a table should then show the base it adds to beside MATLAB bicubic), else ``[]``."""
+    from course_sr.checkpoint import load_checkpoint
+
+    for path in checkpoints:
+        if load_checkpoint(path).get("config", {}).get("bicubic_residual"):
+            return ["torch-bicubic"]
+    return []
 
 
 def _load_methods(methods, scale: int, device) -> dict:
@@ -141,7 +163,12 @@ def _load_methods(methods, scale: int, device) -> dict:
         if name in loaded:
             raise ValueError(f"two methods are named {name!r}; name them with PATH=NAME")
         if path is None:
-            loaded[name] = None
+            if name == "torch-bicubic":
+                from course_sr.models import TorchBicubic
+
+                loaded[name] = TorchBicubic(scale)
+            else:
+                loaded[name] = None
             continue
         from course_sr.checkpoint import load_generator
 
@@ -196,7 +223,9 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
         methods: ``"bicubic"`` and/or checkpoint specs ``"PATH"`` / ``"PATH=NAME"``.
         sets: split names: ``valid``, ``Set5``, ``Set14``, ``B100``, ``Urban100``, or any other
             with a data list or an ``HR`` folder (see the module docstring).
-        data_root: the data root; ``None`` means the embedded sample (``course_sr.sample``).
+        data_root: the data root; ``None`` means the embedded sample (``course_sr.sample``); or
+            ``{set: root}`` when the sets live in different places (each then reads its own
+            ``<root>/data_lists`` unless ``csv_folder`` is given).
         csv_folder: where ``<set>_images.csv`` lists live (default ``<data_root>/data_lists``).
         scale: SR factor; a checkpoint of another scale is an error naming the file and both scales.
         out_dir: when given, writes ``per_image.csv``, ``per_set.csv``, ``summary.json`` (the
@@ -208,17 +237,18 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
         progress: show a tqdm bar per set.
 
     Returns:
-        ``{set: {method: {"psnr": float, "ssim": float, "n": int}}}`` (plus ``"lpips"`` when
-        asked), in the order given.
+        ``{set: {method: {"psnr": float, "ssim": float, "n": int, "y_shift_max": float}}}`` (plus
+        ``"lpips"`` when asked), in the order given.
     """
-    if data_root is None:
+    roots = dict(data_root) if isinstance(data_root, Mapping) else {s: data_root for s in sets}
+    if any(roots.get(s) is None for s in sets):
         from course_sr.sample import ensure_sample
 
-        data_root = ensure_sample()
+        roots = {s: roots.get(s) or ensure_sample() for s in sets}
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     scale = int(scale)
     models = _load_methods(list(methods), scale, device)
-    pairs = {s: image_pairs(s, data_root, csv_folder, scale) for s in sets}    # all errors up front
+    pairs = {s: image_pairs(s, roots[s], csv_folder, scale) for s in sets}    # all errors up front
     lpips_fn, lpips_note = _lpips_scorer(device) if lpips else (None, None)
 
     results: dict[str, dict[str, dict]] = {}
@@ -240,7 +270,8 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
             for name, model in models.items():
                 sr = _super_resolve_uint8(model, lr, scale, device, tile)
                 p, s = psnr_ssim(sr, hr, scale)
-                row = {"set": set_name, "method": name, "image": image, "psnr": p, "ssim": s}
+                row = {"set": set_name, "method": name, "image": image, "psnr": p, "ssim": s,
+                       "y_shift": mean_y_shift(sr, hr, scale)}
                 if lpips:
                     row["lpips"] = lpips_fn(sr, hr) if lpips_fn else lpips_note
                 per_method[name].append(row)
@@ -248,7 +279,8 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
         for name, scores in per_method.items():      # rows grouped by method, as the CSV has them
             rows += scores
             entry = {"psnr": float(np.mean([r["psnr"] for r in scores])),
-                     "ssim": float(np.mean([r["ssim"] for r in scores])), "n": len(scores)}
+                     "ssim": float(np.mean([r["ssim"] for r in scores])), "n": len(scores),
+                     "y_shift_max": float(max(abs(r["y_shift"]) for r in scores))}
             if lpips:
                 entry["lpips"] = float(np.mean([r["lpips"] for r in scores])) if lpips_fn else lpips_note
             results[set_name][name] = entry
@@ -258,22 +290,23 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
 
 
 def write_results(results: dict, rows: list[dict], out_dir, scale: int) -> Path:
-    """Write into ``out_dir``: ``per_image.csv`` (set, method, image, psnr, ssim), ``per_set.csv``
-    (set, method, psnr, ssim, n), ``summary.json`` (exactly the object :func:`evaluate` returns and
+    """Write into ``out_dir``: ``per_image.csv`` (set, method, image, psnr, ssim, y_shift),
+    ``per_set.csv`` (set, method, psnr, ssim, n, y_shift_max), ``summary.json`` (exactly the object :func:`evaluate` returns and
     ``--json`` prints) and ``table.txt`` (:func:`format_table`, with the convention)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     extra = ["lpips"] if rows and "lpips" in rows[0] else []
     with open(out / "per_image.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["set", "method", "image", "psnr", "ssim"] + extra)
+        writer = csv.DictWriter(f, fieldnames=["set", "method", "image", "psnr", "ssim", "y_shift"] + extra)
         writer.writeheader()
         writer.writerows(rows)
     with open(out / "per_set.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["set", "method", "psnr", "ssim", "n"] + extra)
+        writer.writerow(["set", "method", "psnr", "ssim", "n", "y_shift_max"] + extra)
         for set_name, by_method in results.items():
             for name, e in by_method.items():
-                writer.writerow([set_name, name, e["psnr"], e["ssim"], e["n"]] + [e[k] for k in extra])
+                writer.writerow([set_name, name, e["psnr"], e["ssim"], e["n"], e["y_shift_max"]]
+                                + [e[k] for k in extra])
     (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "table.txt").write_text(format_table(results, scale) + "\n")
     return out
@@ -289,6 +322,10 @@ def format_table(results: dict, scale: int = 4) -> str:
     widths = [max(len(r[i]) for r in [headers] + cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [headers] + cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    shifts = [f"{s}/{m} {e['y_shift_max']:.2f}" for s in sets for m, e in results[s].items() if "y_shift_max" in e]
+    if shifts:
+        lines += textwrap.wrap("Largest |mean Y shift| of one image (SR - HR, levels of 255; a colour or "
+                               "brightness cast shows here): " + ", ".join(shifts), width=100)
     lpips = {e.get("lpips") for s in sets for e in results[s].values()} - {None}
     if lpips:
         lines.append("LPIPS (AlexNet, lower is better): " + "; ".join(
@@ -304,8 +341,10 @@ def format_table(results: dict, scale: int = 4) -> str:
 def main(argv: list[str] | None = None) -> int:
     """``python -m course_sr evaluate ...`` (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m course_sr evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("--method", action="append", choices=["bicubic"], default=[],
-                        help="baseline to include (default: bicubic when no --checkpoint is given)")
+    parser.add_argument("--method", action="append", choices=list(BASELINES), default=[],
+                        help="baseline to include: bicubic (MATLAB imresize), torch-bicubic (PyTorch's "
+                             "a=-0.75, the base of bicubic_residual networks); default: bicubic when no "
+                             "--checkpoint is given")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH[=NAME]",
                         help="generator checkpoint, optionally with a display name; repeatable")
     parser.add_argument("--sets", nargs="+", required=True, help="valid Set5 Set14 B100 Urban100 ...")

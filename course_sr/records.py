@@ -358,11 +358,24 @@ def plot_history(history: Mapping[str, list], keys: Iterable[str] | None = None,
     return _finish(fig, out_path)
 
 
+def y_label(name: str) -> str:
+    """The y-axis label of a logged quantity (by its bare name): its unit or what it is."""
+    name = name.rsplit("/", 1)[-1]
+    if "psnr" in name:
+        return "PSNR (dB, Y channel)"
+    if "ssim" in name:
+        return "SSIM (Y channel)"
+    if name in ("d_hr", "d_sr"):
+        return "mean D(x) (probability of real)"
+    return {"lr": "learning rate", "it_per_s": "iterations / s"}.get(name, "loss")
+
+
 def _style(ax, title: str) -> None:
     from matplotlib.ticker import MaxNLocator
 
     ax.set_title(title)
     ax.set_xlabel("iteration")
+    ax.set_ylabel(y_label(title))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.ticklabel_format(axis="y", useOffset=False)  # PSNR 14.445, not 0.005 + 1.444e1
     ax.grid(alpha=0.3)

@@ -17,10 +17,13 @@ What it reads:
   parent (``outputs/``), the runs' parents, or ``sheets=``.
 
 What it writes: ``<out>`` and the images beside it in ``<out stem>_files/``, with the sections
-(in order): runs at a glance, schedule and settings of each run, settings that differ between
-runs (two or more), training curves (each run with its latest validation grid from
-``samples/``, then the runs overlaid), test-set results against bicubic with the metric
-convention, Set5 comparison sheets, and the student's own section.
+(in order): runs at a glance (with each stage's best validation PSNR), schedule and settings of
+each run (what was trained, in words: ``course_sr.explain``; an SRGAN run's table leaves out the
+CycleSR keys), settings that differ between runs (two or more), training curves (each run with
+its latest validation grid from ``samples/``, then the runs overlaid), test-set results against
+bicubic with the metric convention and what the numbers mean (gains over bicubic and over the
+bicubic base, the colour check, the paper's figures), Set5 comparison sheets, and the student's
+own section.
 
 The student's section lies between ``<!-- student:begin`` and ``<!-- student:end -->``; whatever
 is written there is kept, verbatim, when the report is regenerated. (If an existing report has
@@ -39,7 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .config import DEFAULTS, PRESETS, non_defaults
+from .config import CYCLESR_KEYS, DEFAULTS, PRESETS, non_defaults
+from .explain import fmt as _fmt
+from .explain import results_notes, schedule_lines  # noqa: F401 - schedule_lines: public here too
 from .markdown_html import markdown_to_html
 from .records import history_series, plot_histories, plot_history
 
@@ -157,57 +162,6 @@ def _unique_names(paths: Sequence[Path]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- settings
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    if isinstance(v, (list, tuple)):
-        return "(" + ", ".join(_fmt(x) for x in v) + ")"
-    return "None" if v is None else str(v)
-
-
-def schedule_lines(cfg: Mapping[str, Any]) -> list[str]:
-    """A run's training schedule in words, one Markdown bullet per stage (from its config)."""
-    g = lambda k: cfg.get(k, DEFAULTS.get(k))  # noqa: E731 - configs of older runs may lack keys
-    data = (f"batch {g('batch_size')} of {g('crop_size')} px HR crops from `{g('train_split')}`, "
-            f"x{g('scaling_factor')}, seed {g('seed')}")
-    net = (f"generator `{g('generator')}` ({g('n_blocks')} blocks, {g('n_channels')} channels)"
-           if g("generator") == "srresnet" else f"generator `{g('generator')}`")
-    method = g("method")
-    if method == "srgan":
-        stage1 = (f"**Stage 1, SRResNet**: {g('pretrain_iters')} iterations of pixel MSE, "
-                  f"Adam lr {_fmt(g('lr_pretrain'))}" if g("pretrain_iters") else
-                  "**Stage 1, SRResNet**: skipped (no pretraining: the GAN starts from random weights"
-                  + (f" or from `{g('init_from')}`" if g("init_from") else "") + ")")
-        terms = [f"{_fmt(g('content_weight'))} x VGG{g('vgg_i')}{g('vgg_j')} content"
-                 f" ({g('vgg_weights')} weights)", f"{_fmt(g('beta'))} x adversarial"]
-        if g("pixel_weight"):
-            terms.append(f"{_fmt(g('pixel_weight'))} x pixel MSE")
-        decay_at = int(round(g("lr_decay_at") * g("gan_iters")))
-        start = (f"`{g('init_from')}`" if g("init_from") else
-                 "this run's stage 1" if g("pretrain_iters") else "random weights")
-        stage2 = (f"**Stage 2, SRGAN** from {start}: {g('gan_iters')} iterations; G loss = "
-                  + " + ".join(terms) + f"; G{g('g_steps')}D{g('d_steps')} (generator / discriminator "
-                  f"steps per iteration); Adam lr G {_fmt(g('lr_g'))}, D {_fmt(g('lr_d'))}, "
-                  f"both x{_fmt(g('lr_decay_gamma'))} after {decay_at} of them")
-        return [f"- Data: {data}; {net}", f"- {stage1}", f"- {stage2}"]
-    if method == "cyclesr":
-        return [f"- Data: {data}; SR net `{g('sr_net')}`; real-LR domain `{g('real_lr_split')}`"
-                + (f", synthetic degradation `{g('degradation')}`" if g("degradation") else ""),
-                f"- **Warm-up**: {g('cyc_warmup_iters')} CycleGAN-only iterations",
-                f"- **Joint CycleSR**: {g('n_epoch')} epochs at constant lr + {g('n_epoch_decay')} "
-                f"epochs of linear decay to 0, {g('iters_per_epoch')} iterations each; Adam lr "
-                f"CycleGAN {_fmt(g('cyc_lr'))}, SR {_fmt(g('SR_lr'))}; lambda_cycle "
-                f"{_fmt(g('lambda_cycle'))}, lambda_identity {_fmt(g('lambda_identity'))}, SR_lam "
-                f"{_fmt(g('SR_lam'))}, cycleSR_lam {_fmt(g('cycleSR_lam'))}, grad clip {_fmt(g('grad_clip'))}"]
-    if method == "dual":
-        return [f"- Data: {data}; {net}; real-LR domain `{g('real_lr_split')}`"
-                + (f", synthetic degradation `{g('degradation')}`" if g("degradation") else ""),
-                f"- **Dual regression**: {g('pretrain_iters')} iterations, Adam lr "
-                f"{_fmt(g('lr_pretrain'))}; loss = pixel + {_fmt(g('dual_lambda'))} x dual (SR -> LR), "
-                f"+ {_fmt(g('dual_unpaired_weight'))} x loop loss on unpaired real LR"]
-    return [f"- method `{method}`: {data}"]
-
-
 def _same(a: Any, b: Any) -> bool:
     """Equal settings, a tuple and a list of the same items included (YAML has no tuples)."""
     norm = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
@@ -336,6 +290,26 @@ def _last(history: Mapping[str, list], pattern: str, digits: int) -> str:
     return f"{values[-1]:.{digits}f} (it {steps[-1]})" if values else "-"
 
 
+def best_per_stage(history: Mapping[str, list], digits: int = 2) -> str:
+    """Each stage's best validation PSNR and its iteration, ``"pretrain 28.91 (it 1000); gan ..."``
+    (in the order the stages ran), or ``"-"`` when nothing was validated."""
+    parts = []
+    for key in sorted((k for k in history if k.rsplit("/", 1)[-1] == "val_psnr" and history[k]),
+                      key=lambda k: history[k][0][0]):
+        step, value = max(history[key], key=lambda e: (e[1], -e[0]))
+        parts.append(f"{key.rsplit('/', 1)[0] if '/' in key else 'val'} {value:.{digits}f} (it {int(step)})")
+    return "; ".join(parts) or "-"
+
+
+def run_settings(run: RunInfo) -> dict[str, Any]:
+    """The settings of a run that differ from the defaults, less those its method never reads
+    (an SRGAN run's CycleSR keys, which presets such as ``quick`` also set)."""
+    changed = non_defaults(run.config)
+    if run.method == "srgan":
+        changed = {k: v for k, v in changed.items() if k not in CYCLESR_KEYS}
+    return changed
+
+
 def planned_iterations(cfg: Mapping[str, Any]) -> int | None:
     """Iterations a run's schedule plans in all (SRGAN: both stages), None when not known here."""
     if cfg.get("method", "srgan") == "srgan":
@@ -404,17 +378,16 @@ def write_report(runs: Sequence[str | os.PathLike], eval_dir: str | os.PathLike 
 
     # -- runs at a glance
     md += ["## Runs at a glance", "",
-           _table(["run", "method", "checkpoint", "stage", "iteration", "best val PSNR",
+           _table(["run", "method", "checkpoint", "stage", "iteration", "best val PSNR of each stage",
                    "last val PSNR", "last val SSIM"],
                   [[r.name, r.method, f"`{_rel(r.checkpoint, out.parent)}`", r.stage,
-                    _progress(r),
-                    "-" if r.best_psnr is None else f"{r.best_psnr:.2f}",
+                    _progress(r), best_per_stage(r.history),
                     _last(r.history, "psnr", 2), _last(r.history, "ssim", 4)] for r in infos]), ""]
 
     # -- schedule and settings of each run
     md += ["## Schedule and settings", ""]
     for r in infos:
-        changed = non_defaults(r.config)
+        changed = run_settings(r)
         md += [f"### {r.name}", "", *schedule_lines(r.config), ""]
         preset = r.config.get("preset")
         if preset in PRESETS:
@@ -423,7 +396,9 @@ def write_report(runs: Sequence[str | os.PathLike], eval_dir: str | os.PathLike 
             md += [f"Preset `{preset}`, changed on top of it: "
                    + (", ".join(f"`{k}` = `{_fmt(v)}` (preset `{_fmt(base[k])}`)" for k, v in own.items())
                       or "nothing") + ".", ""]
-        md += ["Every setting that differs from the defaults (`course_sr/config.py`):", ""]
+        md += ["Every setting that differs from the defaults (`course_sr/config.py`)"
+               + (", CycleSR keys left out (an SRGAN run never reads them)" if r.method == "srgan" else "")
+               + ":", ""]
         md += [_table(["setting", "value", "default"],
                       [[k, f"`{_fmt(v)}`", f"`{_fmt(DEFAULTS[k])}`"] for k, v in changed.items()])
                if changed else "(all defaults)", ""]
@@ -472,6 +447,9 @@ def write_report(runs: Sequence[str | os.PathLike], eval_dir: str | os.PathLike 
                f"Metric convention: {metric_convention(scale)} Best of each set in bold"
                + ("; the published bicubic row is the papers' figure, beside the kit's own."
                   if scale == 4 and any(s in PUBLISHED_BICUBIC_X4 for s in summary) else "."), ""]
+        notes = results_notes(summary)
+        if notes:
+            md += ["### What the numbers mean", "", *notes, ""]
         csvs = sorted(eval_path.rglob("*.csv"))
         if csvs:
             md += ["Per-image and per-set numbers: " + ", ".join(

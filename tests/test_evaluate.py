@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_sr.evaluate import evaluate, format_table, image_pairs, main, parse_method
+from course_sr.evaluate import bicubic_bases, evaluate, format_table, image_pairs, main, parse_method
 from course_sr.metrics import psnr_ssim
 from course_sr.utils import load_image, save_image
 
@@ -55,10 +55,11 @@ def test_bicubic_on_folder_layouts_and_outputs(tmp_path, layout):
     entry = results["Tiny"]["bicubic"]
     assert entry["n"] == 2 and 10 < entry["psnr"] < 60 and 0 < entry["ssim"] < 1
     per_image = (tmp_path / "eval" / "per_image.csv").read_text().splitlines()
-    assert per_image[0] == "set,method,image,psnr,ssim" and len(per_image) == 3
+    assert per_image[0] == "set,method,image,psnr,ssim,y_shift" and len(per_image) == 3
     assert json.loads((tmp_path / "eval" / "summary.json").read_text()) == results
     assert "4 px shaved" in (tmp_path / "eval" / "table.txt").read_text()
-    assert (tmp_path / "eval" / "per_set.csv").read_text().startswith("set,method,psnr,ssim,n\nTiny,bicubic,")
+    assert (tmp_path / "eval" / "per_set.csv").read_text().startswith("set,method,psnr,ssim,n,y_shift_max\nTiny,bicubic,")
+    assert 0 <= entry["y_shift_max"] < 5         # |mean Y(SR) - mean Y(HR)|, worst image
 
 
 def test_per_image_values_are_the_metric_of_the_rounded_bicubic(tmp_path):
@@ -189,3 +190,24 @@ def test_missing_checkpoint(tmp_path):
     make_set(tmp_path)
     with pytest.raises(FileNotFoundError, match="nothing.pt"):
         evaluate([str(tmp_path / "nothing.pt")], ["Tiny"], tmp_path)
+
+
+def test_torch_bicubic_is_the_base_an_untrained_residual_network_gives(tmp_path, tiny_checkpoint):
+    """torch-bicubic scores exactly what an untrained bicubic_residual SRResNet gives (its last
+    conv starts at zero), sets may come from different roots, and bicubic_bases asks for it."""
+    from course_sr.checkpoint import load_checkpoint, save_checkpoint
+
+    path, _ = tiny_checkpoint(4)
+    make_set(tmp_path / "a")
+    make_set(tmp_path / "b", name="Other", sizes=((40, 44),))
+    results = evaluate(["bicubic", "torch-bicubic", f"{path}=untrained"], ["Tiny", "Other"],
+                       {"Tiny": tmp_path / "a", "Other": tmp_path / "b"}, device="cpu")
+    for set_name in ("Tiny", "Other"):
+        assert results[set_name]["torch-bicubic"] == results[set_name]["untrained"]
+        assert results[set_name]["torch-bicubic"]["psnr"] != results[set_name]["bicubic"]["psnr"]
+    assert "torch-bicubic" in format_table(results) and "mean Y shift" in format_table(results)
+    assert parse_method("torch-bicubic") == ("torch-bicubic", None)
+    assert bicubic_bases([path]) == ["torch-bicubic"]
+    paper = load_checkpoint(path)
+    paper["config"]["bicubic_residual"] = False
+    assert bicubic_bases([save_checkpoint(paper, tmp_path / "paper.pt", check=False)]) == []

@@ -134,3 +134,14 @@ def test_bicubic_x4_reproduces_published_baseline(shared_benchmarks, set_name):
     assert abs(p - PUBLISHED[set_name][0]) <= 0.015
     assert abs(s - PUBLISHED[set_name][1]) <= 0.001
     assert (round(p, 4), round(s, 4)) == PINNED[set_name]
+
+
+def test_mean_y_shift_sees_a_brightness_cast_not_texture():
+    from course_sr.metrics import mean_y_shift
+
+    rng = np.random.default_rng(0)
+    hr = rng.integers(20, 200, (32, 32, 3)).astype(np.uint8)
+    brighter = hr + np.uint8(10)                              # +10 in R, G and B
+    assert mean_y_shift(brighter, hr, 4) == pytest.approx(10 * 219 / 255)    # Y weights sum to 219/255
+    shuffled = hr.reshape(-1, 3)[rng.permutation(32 * 32)].reshape(32, 32, 3)
+    assert abs(mean_y_shift(shuffled, hr, 0)) < 1e-9          # other texture, same colours: no shift

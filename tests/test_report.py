@@ -74,8 +74,15 @@ def test_report_has_every_section_and_its_images(tmp_path):
     assert f"**Stage 1, SRResNet**: {q.pretrain_iters} iterations" in text and "G1D1" in text
     assert "Preset `quick`, changed on top of it: nothing." in text
     total, val_at = q.pretrain_iters + q.gan_iters, q.pretrain_iters + 15
-    assert (f"| srgan_run | srgan | `../srgan_run/checkpoints/last.pt` | srgan | {total} of {total} | 21.00 "
-            f"| 20.50 (it {val_at}) | 0.6100 (it {val_at}) |") in text
+    best1 = max(range(15, q.pretrain_iters + 1, 15))      # stage 1's fabricated PSNR grows: best = last
+    assert (f"| srgan_run | srgan | `../srgan_run/checkpoints/last.pt` | srgan | {total} of {total} "
+            f"| srresnet {20 + best1 / 30:.2f} (it {best1}); srgan 20.50 (it {val_at}) "
+            f"| 20.50 (it {val_at}) | 0.6100 (it {val_at}) |") in text          # each stage's best
+    settings = text[text.index("## Schedule and settings"):text.index("## Training curves")]
+    assert "CycleSR keys left out" in settings and "cyc_ngf" not in settings and "SR_nb" not in settings
+    notes = text[text.index("### What the numbers mean"):text.index("## Set5 comparison sheets")]
+    assert "srgan 29.10 dB (+0.68 over bicubic; SSIM 0.8300, +0.0196)" in notes   # Set5 of make_eval
+    assert "SRResNet 32.05, SRGAN 29.40 dB" in notes                             # the paper beside it
     assert "| srgan | **29.10** / **0.8300** | **26.50** / **0.7100** |" in text
     assert "_28.42 / 0.8104_" in text and "rgb2ycbcr" in text  # published row + convention
     files = referenced_files(out)
