@@ -170,6 +170,8 @@ DEFAULTS: dict[str, Any] = dict(
 CYCLESR_KEYS = frozenset(k for k in DEFAULTS if k.startswith(("cyc_", "SR_", "dual_")) or k in (
     "lambda_cycle", "lambda_identity", "pool_size", "sr_net", "cycleSR_lam", "grad_clip", "n_epoch",
     "n_epoch_decay", "iters_per_epoch", "real_lr_split", "degradation", "test_degradation"))
+# Keys only the VGG content loss reads: an SRGAN-MSE run (content_loss="mse") never uses them.
+VGG_KEYS = frozenset(("vgg_i", "vgg_j", "vgg_weights", "allow_random_vgg", "vgg_rescale"))
 
 
 # --------------------------------------------------------------------------------------
@@ -221,7 +223,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   threads cost 6x the CPU time (227 against 35 ms per step).
     "quick": dict(_QUICK_DATA, **_QUICK_TINY_NETS, large_kernel_size=3, bicubic_residual=True, cpu_threads=1,
                   content_loss="mse", pretrain_iters=600, gan_iters=100, batch_size=16, lr_pretrain=1e-3,
-                  log_every=50, val_every=200, ckpt_every=200, print_freq=50),
+                  log_every=20, val_every=100, ckpt_every=200, print_freq=20),
     # CycleSR on the embedded images with a synthetic "real" camera:
     # the left halves of the sample's 6 train photos are clean, the right halves degraded with the
     # "sensor" camera = the unpaired real LR (sample.py: why halves and not 3 photos against 3).

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .config import CYCLESR_KEYS, DEFAULTS, PRESETS, non_defaults
+from .config import CYCLESR_KEYS, DEFAULTS, PRESETS, VGG_KEYS, non_defaults
 from .explain import fmt as _fmt
 from .explain import results_notes, schedule_lines  # noqa: F401 - schedule_lines: public here too
 from .markdown_html import markdown_to_html
@@ -303,10 +303,12 @@ def best_per_stage(history: Mapping[str, list], digits: int = 2) -> str:
 
 def run_settings(run: RunInfo) -> dict[str, Any]:
     """The settings of a run that differ from the defaults, less those its method never reads
-    (an SRGAN run's CycleSR keys, which presets such as ``quick`` also set)."""
+    (an SRGAN run's CycleSR keys, which presets such as ``quick`` also set; an SRGAN-MSE run's
+    VGG keys)."""
     changed = non_defaults(run.config)
     if run.method == "srgan":
-        changed = {k: v for k, v in changed.items() if k not in CYCLESR_KEYS}
+        unused = CYCLESR_KEYS | (VGG_KEYS if run.config.get("content_loss") == "mse" else frozenset())
+        changed = {k: v for k, v in changed.items() if k not in unused}
     return changed
 
 
@@ -398,6 +400,8 @@ def write_report(runs: Sequence[str | os.PathLike], eval_dir: str | os.PathLike 
                       or "nothing") + ".", ""]
         md += ["Every setting that differs from the defaults (`course_sr/config.py`)"
                + (", CycleSR keys left out (an SRGAN run never reads them)" if r.method == "srgan" else "")
+               + (" and VGG keys (SRGAN-MSE has no VGG)" if r.method == "srgan"
+                  and r.config.get("content_loss") == "mse" else "")
                + ":", ""]
         md += [_table(["setting", "value", "default"],
                       [[k, f"`{_fmt(v)}`", f"`{_fmt(DEFAULTS[k])}`"] for k, v in changed.items()])

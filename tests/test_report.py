@@ -80,6 +80,7 @@ def test_report_has_every_section_and_its_images(tmp_path):
             f"| 20.50 (it {val_at}) | 0.6100 (it {val_at}) |") in text          # each stage's best
     settings = text[text.index("## Schedule and settings"):text.index("## Training curves")]
     assert "CycleSR keys left out" in settings and "cyc_ngf" not in settings and "SR_nb" not in settings
+    assert "VGG keys (SRGAN-MSE has no VGG)" in settings and "vgg_weights" not in settings   # quick: mse
     notes = text[text.index("### What the numbers mean"):text.index("## Set5 comparison sheets")]
     assert "srgan 29.10 dB (+0.68 over bicubic; SSIM 0.8300, +0.0196)" in notes   # Set5 of make_eval
     assert "SRResNet 32.05, SRGAN 29.40 dB" in notes                             # the paper beside it
