@@ -1,13 +1,16 @@
 """``make demo`` / ``python -m course_sr demo``: the whole course pipeline on the embedded images.
 
-No download, CPU, a few minutes. Each step is one call into the package, the same calls the
+No download, CPU, a few minutes (``--benchmarks DIR`` also scores a real Set5). Each step is one call into the package, the same calls the
 notebooks make, so reading this file is a map of the kit:
 
 1. the embedded sample (:mod:`course_sr.sample`): scikit-image photos as HR, MATLAB-exact LR;
-2. the bicubic baseline (:func:`course_sr.evaluate.evaluate`);
-3. training (:func:`course_sr.runner.run`, preset ``quick``): SRResNet stage on pixel MSE, then
-   the SRGAN stage (tiny networks and a random-weight VGG: it shows the pipeline, not quality);
-4. evaluation of both stages against bicubic (table + CSV + JSON);
+2. the baselines (:func:`course_sr.evaluate.evaluate`): MATLAB bicubic and, for a
+   ``bicubic_residual`` preset, the PyTorch bicubic base its network adds to;
+3. training (:func:`course_sr.runner.run`, preset ``quick``): a tiny SRResNet on pixel MSE
+   (with the bicubic residual), then the SRGAN-MSE stage (pixel MSE + 10^-3 x adversarial: no
+   ImageNet VGG is needed); what is trained is printed first (``course_sr.explain``);
+4. evaluation of both stages against the baselines (table + CSV + JSON) and what the numbers
+   mean (gains over bicubic and over the base, the colour check, the paper's figures);
 5. SR images of the test split at full resolution + comparison sheets (the sample's test split
    stands in for Set5, the course's human-evaluation set);
 6. loss/PSNR curves and the Markdown experiment report.
@@ -23,18 +26,28 @@ Outputs (``--out``, default ``outputs/``)::
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import time
 from pathlib import Path
 
 
-def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = False) -> dict:
+def _plain(line: str) -> str:
+    """A Markdown bullet of ``course_sr.explain`` as console text."""
+    return re.sub(r"\*\*|`", "", line)
+
+
+def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = False,
+             benchmarks: str | Path | None = None) -> dict:
     """Run the pipeline into ``out``; returns ``{"results": evaluate's dict, "report": path}``.
 
     A finished run in ``out/run`` is reused (``resume="auto"``); ``fresh=True`` starts over.
+    ``benchmarks``: a folder holding ``Set5/`` (``HR/`` and ``LR_bicubic/X4/``, e.g. ``data/benchmark``
+    after ``python -m course_sr download``); Set5 is then scored beside the sample's test split.
     """
     from .config import get_config
     from .evaluate import evaluate, format_table, image_pairs
+    from .explain import results_notes, schedule_lines
     from .report import write_report
     from .runner import plot_history, run
     from .sample import ensure_sample
@@ -51,30 +64,44 @@ def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = F
 
     step("1/6 embedded sample (scikit-image photos; LR = MATLAB-exact imresize x1/4)")
     root = ensure_sample()
-    csv_folder = root / "data_lists"
     test_split = "sample_test"
-    print(f"data root: {root}")
+    roots = {test_split: root}
+    if benchmarks is not None:
+        if not (Path(benchmarks) / "Set5" / "HR").is_dir():
+            raise FileNotFoundError(f"--benchmarks {benchmarks}: no Set5/HR folder there")
+        roots["Set5"] = Path(benchmarks)
+    print(f"data root: {root}" + (f"; Set5 from {roots['Set5']}" if "Set5" in roots else ""))
 
-    step("2/6 bicubic baseline on the test split")
-    print(format_table(evaluate(["bicubic"], [test_split], data_root=root, csv_folder=csv_folder)))
-
-    step(f"3/6 training, preset {preset!r}: SRResNet stage (pixel MSE), then SRGAN stage")
     cfg = get_config(preset)
+    # The bicubic base a bicubic_residual network adds to is scored too: its gain is measured from there.
+    baselines = ["bicubic"] + (["torch-bicubic"] if cfg.bicubic_residual else [])
+    step(f"2/6 baselines: {' and '.join(baselines)} on {', '.join(roots)}")
+    print(format_table(evaluate(baselines, list(roots), data_root=roots)))
+
+    step(f"3/6 training, preset {preset!r}: SRResNet stage, then the SRGAN stage. What is trained:")
+    for line in schedule_lines(cfg):
+        print(_plain(line))
+    wall, cpu = time.perf_counter(), time.process_time()
     result = run(cfg, out / "run", resume="auto")
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     ckpts = out / "run" / "checkpoints"
     stage_ckpts = {"SRResNet": ckpts / "pretrain_end.pt", "SRGAN": ckpts / "gan_end.pt"}
     missing = [str(p) for p in stage_ckpts.values() if not p.is_file()]
     if missing:
         raise RuntimeError(f"training finished without its stage checkpoints: {missing}")
-    print(f"iteration {result['iteration']}, checkpoints in {ckpts}")
+    print(f"iteration {result['iteration']}, checkpoints in {ckpts}; training took {wall:.0f} s "
+          f"({cpu:.0f} s of CPU time in this process)")
 
-    step("4/6 evaluation: bicubic vs SRResNet vs SRGAN")
-    methods = ["bicubic"] + [f"{p}={name}" for name, p in stage_ckpts.items()]
-    results = evaluate(methods, [test_split], data_root=root, csv_folder=csv_folder, out_dir=out / "eval")
+    step("4/6 evaluation: " + " vs ".join([*baselines, *stage_ckpts]))
+    methods = baselines + [f"{p}={name}" for name, p in stage_ckpts.items()]
+    results = evaluate(methods, list(roots), data_root=roots, out_dir=out / "eval")
     print(format_table(results))
+    print("\nWhat the numbers mean:")
+    for line in results_notes(results):
+        print(_plain(line))
 
     step("5/6 SR images + comparison sheets (the sample's test split stands in for Set5)")
-    images = image_pairs(test_split, root, csv_folder)
+    images = image_pairs(test_split, root)
     sr = super_resolve_set({"bicubic": "bicubic", **{k: str(v) for k, v in stage_ckpts.items()}},
                            images, out / "Set5", progress=False)
     print(f"{len(sr['sheets'])} comparison sheets in {out / 'Set5' / 'sheets'}")
@@ -82,9 +109,9 @@ def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = F
     step("6/6 curves and the experiment report")
     plot_history(result, out_path=out / "curves.png")          # the run's history, no re-read
     report = write_report([out / "run"], eval_dir=out / "eval", out=out / "report.md",
-                          sheets=out / "Set5" / "sheets", title="course_sr demo (quick preset)")
+                          sheets=out / "Set5" / "sheets", title=f"course_sr demo ({preset} preset)")
     step(f"done: report {report}, curves {out / 'curves.png'}, images {out / 'Set5'}")
-    return {"results": results, "report": report}
+    return {"results": results, "report": report, "train_s": wall, "train_cpu_s": cpu}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="outputs", help="output folder (default: outputs)")
     p.add_argument("--preset", default="quick", help="training preset (default: quick)")
     p.add_argument("--fresh", action="store_true", help="delete --out first instead of reusing a run")
+    p.add_argument("--benchmarks", default=None, metavar="DIR",
+                   help="a folder holding Set5/ (HR, LR_bicubic/X4) to score beside the sample, e.g. data/benchmark")
     args = p.parse_args(argv)
-    run_demo(args.out, preset=args.preset, fresh=args.fresh)
+    run_demo(args.out, preset=args.preset, fresh=args.fresh, benchmarks=args.benchmarks)
     return 0
