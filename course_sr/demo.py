@@ -41,11 +41,13 @@ def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = F
              benchmarks: str | Path | None = None) -> dict:
     """Run the pipeline into ``out``; returns ``{"results": evaluate's dict, "report": path}``.
 
-    A finished run in ``out/run`` is reused (``resume="auto"``); ``fresh=True`` starts over.
+    A finished run in ``out/run`` is reused (``resume="auto"``) when it has the preset's settings,
+    else started afresh; ``fresh=True`` starts everything over.
     ``benchmarks``: a folder holding ``Set5/`` (``HR/`` and ``LR_bicubic/X4/``, e.g. ``data/benchmark``
     after ``python -m course_sr download``); Set5 is then scored beside the sample's test split.
     """
-    from .config import get_config
+    from .checkpoint import load_checkpoint
+    from .config import get_config, to_plain
     from .evaluate import evaluate, format_table, image_pairs
     from .explain import results_notes, schedule_lines
     from .report import write_report
@@ -81,6 +83,10 @@ def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = F
     step(f"3/6 training, preset {preset!r}: SRResNet stage, then the SRGAN stage. What is trained:")
     for line in schedule_lines(cfg):
         print(_plain(line))
+    last = out / "run" / "checkpoints" / "last.pt"
+    if last.is_file() and load_checkpoint(last).get("config") != to_plain(cfg):
+        print(f"{out / 'run'} holds a run of other settings (an older kit or preset): starting it afresh")
+        shutil.rmtree(out / "run")
     wall, cpu = time.perf_counter(), time.process_time()
     result = run(cfg, out / "run", resume="auto")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

@@ -1,7 +1,8 @@
 """The quick preset's results, pinned: what `make demo` and the quick notebooks show is real SR.
 
-One full run of ``get_config("quick")`` (both stages, about a minute of one CPU thread), scored
-with ``course_sr.evaluate`` like the demo: Y-PSNR / SSIM, 4 px shaved, SR rounded to uint8.
+One run of the demo itself (``course_sr.demo.run_demo``: the quick preset's two stages, about a
+minute of one CPU thread, then evaluation, images and the report), scored by
+``course_sr.evaluate``: Y-PSNR / SSIM, 4 px shaved, SR rounded to uint8.
 
 What each check means:
 
@@ -23,11 +24,13 @@ What each check means:
 """
 from __future__ import annotations
 
+import contextlib
+import io
+
 import pytest
 
-from course_sr import runner
-from course_sr.config import get_config
-from course_sr.evaluate import evaluate
+from course_sr.demo import run_demo
+from course_sr.sample import ENV_DIR
 
 # Measured with get_config("quick") on the course machine: (PSNR dB, SSIM).
 PINNED = {
@@ -41,21 +44,26 @@ NETWORKS = ("SRResNet", "SRGAN")
 
 
 @pytest.fixture(scope="module")
-def quick_run(sample_root, tmp_path_factory):
-    out = tmp_path_factory.mktemp("quick_run")
-    cfg = get_config("quick", data_root=str(sample_root), csv_folder=str(sample_root / "data_lists"),
-                     tensorboard=False)
-    result = runner.run(cfg, out)
-    assert result["finished"]
-    ckpts = out / "checkpoints"
-    return [f"{ckpts / 'pretrain_end.pt'}=SRResNet", f"{ckpts / 'gan_end.pt'}=SRGAN"]
+def demo(request, sample_root, tmp_path_factory):
+    """``run_demo`` into a fresh folder, on the session's sample (and ../shared's Set5 when there)."""
+    out = tmp_path_factory.mktemp("demo")
+    try:
+        shared = request.getfixturevalue("shared_benchmarks")
+    except pytest.skip.Exception:                      # no ../shared: the demo scores the sample only
+        shared = None
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
+        mp.setenv(ENV_DIR, str(sample_root))           # ensure_sample() finds the session's sample
+        result = run_demo(out, benchmarks=shared)
+    return result, printed.getvalue(), out
 
 
 @pytest.fixture(params=["sample_test", "Set5"])
-def scores(request, quick_run, sample_root):
+def scores(request, demo):
     set_name = request.param
-    root = sample_root if set_name == "sample_test" else request.getfixturevalue("shared_benchmarks")
-    return set_name, evaluate(["bicubic", "torch-bicubic", *quick_run], [set_name], root, device="cpu")[set_name]
+    if set_name == "Set5" and set_name not in demo[0]["results"]:
+        pytest.skip("../shared/benchmarks is absent: the demo scored the sample only")
+    return set_name, demo[0]["results"][set_name]
 
 
 def test_quick_networks_beat_bicubic_without_a_colour_cast(scores):
@@ -73,3 +81,16 @@ def test_quick_results_are_pinned(scores):
         net = method in NETWORKS
         assert rows[method]["psnr"] == pytest.approx(psnr, abs=PSNR_TOL if net else 0.005), (set_name, method)
         assert rows[method]["ssim"] == pytest.approx(ssim, abs=SSIM_TOL if net else 5e-4), (set_name, method)
+
+
+def test_the_demo_says_what_it_trained_and_what_the_numbers_mean(demo):
+    result, printed, out = demo
+    for text in (printed, (out / "report.md").read_text()):
+        assert "SRGAN-MSE" in text and "bicubic residual" in text and "600 iterations" in text
+        assert "torch-bicubic base" in text and "over bicubic" in text and "mean-Y shift" in text
+    assert "What the numbers mean" in printed and "training took" in printed
+    report = (out / "report.md").read_text()
+    assert "| run | srgan |" in report and "pretrain " in report and "; gan " in report   # each stage's best
+    assert "cyc_ngf" not in report and "vgg_weights" not in report                    # unread settings
+    assert len(list((out / "Set5" / "sheets").glob("*.png"))) == 4
+    assert result["train_cpu_s"] > 0
