@@ -210,8 +210,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # real SR (both stages beat MATLAB bicubic and keep the colours; tests/test_quick_results.py
     # pins by how much). Measured on the sample's test split / Set5, MATLAB bicubic 28.05 / 28.43:
     # - bicubic_residual (not the paper's SRResNet, see models.Generator): a 31k-parameter net cannot
-    #   learn the upsampling itself in a CPU minute. Without it (the old preset: 150 steps) it scored
-    #   22.6 / 21.4 dB, with brightness casts of up to 22 levels; with it, 600 steps reach
+    #   learn the upsampling itself in a CPU minute. This preset without it: 26.23 / 24.95 dB, mean Y
+    #   off by 8-9 levels (the old preset, 150 steps: 22.6 / 21.4 dB, up to 22 levels); with it
     #   28.86-28.99 / 29.54-29.73 dB (3 seeds), +0.7 / +0.9 over its own bicubic base.
     # - large_kernel_size 3 (paper 9): the 9x9 16->3 conv at HR size was over half of each step;
     #   3x3 needs 35 instead of 80 ms of CPU per step and scored as well or better at 500-1000 steps.

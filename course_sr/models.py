@@ -148,10 +148,10 @@ class Generator(nn.Module):
     that upscale (Set5 x4 28.63 dB, MATLAB bicubic 28.43). What it buys, measured with the quick
     preset's 31k-parameter net (2 blocks, 16 channels, 3x3 outer convs, 600 steps of batch 16 on
     32 px crops, 3 seeds): 28.86-28.99 dB on the sample's test split and 29.54-29.73 dB on Set5,
-    where the same budget without it stays below bicubic (the old quick preset, paper layout, 150
-    steps: 22.6 / 21.4 dB, its images brightened by up to 22 levels). A tiny net on a tiny budget
-    then spends its steps on the detail bicubic lacks instead of re-learning colours and the
-    upsampling itself. Off in the ``paper`` and ``colab`` presets: at the paper's size and budget
+    where the same preset without it stays below bicubic (26.23 / 24.95 dB, the worst image's mean
+    Y off by 8-9 levels; the old quick preset, 150 steps: 22.6 / 21.4 dB, up to 22 levels). A tiny
+    net on a tiny budget then spends its steps on the detail bicubic lacks instead of re-learning
+    colours and the upsampling itself. Off in the ``paper`` and ``colab`` presets: at the paper's size and budget
     SRResNet learns the upsampling anyway.
     """
 
