@@ -43,7 +43,8 @@ DEFAULTS: dict[str, Any] = dict(
 
     # ---- data (course format: data_lists/<split>_images.csv, rows HR_file,LR_file) ----
     data_root="data",          # holds DIV2K/ and benchmark/ (see `python -m course_sr download`)
-    csv_folder="data_lists",   # where <split>_images.csv live
+    csv_folder=None,           # where <split>_images.csv live; None: <data_root>/data_lists, else the
+                               # course's own lists (course_sr.data_lists.find_data_list)
     HR_data_folder=None,       # template name; None means data_root (rows are relative to it)
     LR_data_folder=None,       # template name; None means data_root
     train_split="train",       # DIV2K 0001-0800

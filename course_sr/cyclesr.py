@@ -438,6 +438,7 @@ def _run(trainer_cls, config, out_dir, records, max_iters, resume) -> dict[str, 
 
     from .checkpoint import NonFiniteError, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
     from .config import to_plain
+    from .data_lists import check_splits
     from .datasets import make_train_loader
     from .models import count_parameters
     from .distributed import current, resolve_device
@@ -466,6 +467,8 @@ def _run(trainer_cls, config, out_dir, records, max_iters, resume) -> dict[str, 
     records.log(f"{t.method} on {device}, {t.precision.describe()}: {t.total_iters} iterations; parameters: {sizes}")
 
     data_cfg = data_config(config)
+    check_splits(data_cfg, (data_cfg.train_split, data_cfg.val_split,
+                            data_cfg.real_lr_split if data_cfg.get("degradation") is None else None))
     dataset = UnpairedDataset(data_cfg)
     records.log(f"data: {dataset.paired.describe()}; clean images {dataset.n_clean}, real-LR images "
                 f"{len(dataset.real)} ({'synthetic: ' + repr(dataset.spec) if dataset.spec else 'files'})")

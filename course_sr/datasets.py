@@ -13,9 +13,10 @@ the decoded pixels live:
   so workers share it copy-on-write (one Python object, the pages are never written: no copies).
   Cost: H*W*3 bytes per HR image + 1/16 of that for its x4 LR. DIV2K train (800 HR + 800 LR x4)
   is about 7 GB (~6.6 HR + ~0.4 LR at ~2040x1360 px each); the exact figure, from the file
-  headers, is logged (and kept in ``cache_bytes``) before decoding, a warning is given when it
-  exceeds 80% of the available RAM, and ``config.cache_max_gb`` makes it a hard limit. Colab's
-  ~12.7 GB holds it with ~5 GB to spare; when RAM is short use ``"disk"``. (Workers started with "spawn"/
+  headers, is logged (and kept in ``cache_bytes``) before decoding; a cache larger than the RAM
+  available then is refused before anything is decoded (``CacheTooLargeError``, with the sizes
+  and the alternatives), a warning is given above 80% of it, and ``config.cache_max_gb`` sets a
+  limit of your own. When RAM is short use ``"disk"``. (Workers started with "spawn"/
   "forkserver" would each receive a pickled COPY; ``loader.make_train_loader`` uses "fork" on Linux.)
 - ``"disk"``: a one-time conversion to ONE raw ``.npy`` file per (split, HR|LR) under
   ``config.cache_dir`` (default ``<data_root>/.cache_npy``), memory-mapped read-only
@@ -68,7 +69,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from course_sr.data_lists import list_path, read_data_list
+from course_sr.data_lists import check_listed_files, find_data_list, list_path, read_data_list
 from course_sr.loader import _config_get
 from course_sr.utils import load_image
 
@@ -166,6 +167,10 @@ def _available_ram() -> int | None:
 # --------------------------------------------------------------------------------------
 # Image stores: where decoded pixels live
 # --------------------------------------------------------------------------------------
+class CacheTooLargeError(ValueError):
+    """A memory cache larger than the available RAM, refused before decoding (sizes in the message)."""
+
+
 class ImageStore:
     """N uint8 ``(H, W, 3)`` images: ``store[i]`` returns image i (a view for cached modes).
 
@@ -317,9 +322,12 @@ class SRDataset(Dataset):
             raise ValueError(f"crop_size {self.crop_size} must be a positive multiple of scaling_factor {self.scale}")
         self.lr_patch = self.crop_size // self.scale
 
-        csv_folder = _config_get(config, "csv_folder", "data_lists")
-        hr_folder = _config_get(config, "HR_data_folder", _config_get(config, "data_root"))
-        lr_folder = _config_get(config, "LR_data_folder", _config_get(config, "data_root"))
+        data_root = _config_get(config, "data_root")
+        hr_folder = _config_get(config, "HR_data_folder", data_root)
+        lr_folder = _config_get(config, "LR_data_folder", data_root)
+        # The kit's one rule for where a list lives (course_sr.data_lists.find_data_list).
+        csv_folder = find_data_list(split, data_root if data_root is not None else hr_folder,
+                                    _config_get(config, "csv_folder"), self.scale).parent
         rows = read_data_list(csv_folder, split)
         lr_only = [lr for hr, lr in rows if not hr]
         if lr_only:
@@ -330,10 +338,8 @@ class SRDataset(Dataset):
         self.hr_paths = [p for p, _ in self.pairs]
         self.lr_paths = [p for _, p in self.pairs]
 
-        missing = [p for pair in self.pairs for p in pair if not os.path.isfile(p)]
-        if missing:
-            raise FileNotFoundError(f"{len(missing)} image file(s) of {list_path(csv_folder, split)} "
-                                    "not found:\n  " + "\n  ".join(missing))
+        check_listed_files(split, list_path(csv_folder, split), [p for pair in self.pairs for p in pair],
+                           data_root)
         hr_sizes = [image_size(p) for p in self.hr_paths]
         lr_sizes = [image_size(p) for p in self.lr_paths]
         self.regenerated = self._check_sizes(hr_sizes, lr_sizes)
@@ -393,6 +399,9 @@ class SRDataset(Dataset):
         return regenerate
 
     def _check_memory(self, mode: str, limit_gb) -> None:
+        """Before anything is decoded: refuse a cache over ``cache_max_gb``, or a memory cache
+        larger than the RAM available now (it could only end in swapping or the OOM killer, e.g.
+        a Colab runtime restart); warn above 80% of it. Sizes come from the file headers."""
         gb = self.cache_bytes / _GB
         where = "RAM" if mode == "memory" else f"disk ({mode} cache)"
         if limit_gb is not None and gb > float(limit_gb):
@@ -400,6 +409,13 @@ class SRDataset(Dataset):
                              f"over cache_max_gb={limit_gb}; use cache='disk' (or 'none'), fewer "
                              "images, or raise cache_max_gb")
         avail = _available_ram()
+        if mode == "memory" and avail is not None and self.cache_bytes > avail:
+            raise CacheTooLargeError(
+                f"split {self.split!r}: the memory cache of {len(self.pairs)} image pairs needs {gb:.2f} GB "
+                f"(uint8 HR + LR, sizes from the file headers) but only {avail / _GB:.2f} GB of RAM is "
+                f"available, so nothing was decoded. Alternatives: cache='disk' (decoded once to "
+                f"memory-mapped .npy files, {gb:.2f} GB of disk, little RAM), cache='none' (decode per "
+                "patch: slow), fewer images in the list, or free RAM (another dataset or process?)")
         if mode == "memory" and avail is not None and self.cache_bytes > 0.8 * avail:
             warnings.warn(f"split {self.split!r}: the memory cache needs {gb:.2f} GB but only "
                           f"{avail / _GB:.2f} GB of RAM is available; consider cache='disk'",

@@ -22,12 +22,15 @@ Each set reports ``y_shift_max``, the largest ``|y_shift|`` of its images.
 
 Where a set's images come from, first match wins (``<s>`` is the scale):
 
-1. the course data list ``<csv_folder>/<set>_images.csv`` (``csv_folder`` defaults to
-   ``<data_root>/data_lists``), rows ``HR,LR`` relative to ``data_root``;
+1. a data list, found by the kit's one rule (``course_sr.data_lists.find_data_list``): the
+   ``csv_folder`` given, else ``<data_root>/data_lists/<set>_images.csv``, else the course's
+   canonical list when the data root holds the set's standard folder; rows ``HR,LR`` relative
+   to ``data_root``;
 2. ``valid``: ``<data_root>/DIV2K/DIV2K_valid_HR/*.png`` with
    ``DIV2K_valid_LR_bicubic/X<s>/<name>x<s>.png``;
 3. ``<data_root>/benchmark/<Set>/HR/*`` or ``<data_root>/<Set>/HR/*`` with
-   ``<Set>/LR_bicubic/X<s>/<name>x<s>.png`` (so ``--data-root ../shared/benchmarks`` works).
+   ``<Set>/LR_bicubic/X<s>/<name>x<s>.png`` (so ``--data-root ../shared/benchmarks`` works;
+   ``data_lists.find_layout``, the same scan ``data-lists`` makes lists from).
 
 HR is cropped top-left to ``scale x`` the LR size (LR must be ``HR // scale``). The metric
 convention is ``course_sr.metrics``'s; :data:`CONVENTION` is printed under every table.
@@ -68,17 +71,6 @@ def _lr_partner(lr_dir: Path, stem: str, scale: int) -> Path:
     return lr_dir / f"{stem}x{scale}.png"     # missing: reported by the caller with the others
 
 
-def _find_dir(parent: Path, name: str) -> Path | None:
-    """``parent/name``, or a folder differing only in case (``set5`` -> ``Set5``)."""
-    if (parent / name).is_dir():
-        return parent / name
-    if parent.is_dir():
-        for p in sorted(parent.iterdir()):
-            if p.is_dir() and p.name.lower() == name.lower():
-                return p
-    return None
-
-
 def image_pairs(set_name: str, data_root, csv_folder=None, scale: int = 4) -> list[tuple[str, Path, Path]]:
     """``[(image_name, hr_path, lr_path), ...]`` of one set, sorted (rules in the module docstring).
 
@@ -86,33 +78,33 @@ def image_pairs(set_name: str, data_root, csv_folder=None, scale: int = 4) -> li
         FileNotFoundError: no folder or list for the set (says where it looked), or LR files
             missing (lists them).
     """
-    root = Path(data_root)
-    csv_dir = Path(csv_folder) if csv_folder is not None else root / "data_lists"
-    data_list = csv_dir / f"{set_name}_images.csv"
-    if data_list.is_file():
-        from course_sr.data_lists import read_data_list
+    from course_sr.data_lists import (MissingDataError, find_data_list, find_layout, lists_folder, missing_fix,
+                                      read_data_list)
 
+    root = Path(data_root)
+    try:
+        data_list = find_data_list(set_name, root, csv_folder, scale)
+    except MissingDataError:                     # no list: the set's folders, scanned
+        data_list = None
+    if data_list is not None:
         pairs = []
-        for hr_rel, lr_rel in read_data_list(csv_dir, set_name):
+        for hr_rel, lr_rel in read_data_list(data_list.parent, set_name):
             if not hr_rel:
                 raise ValueError(f"{data_list} has LR-only rows (no HR to score against): {lr_rel}")
             pairs.append((Path(hr_rel).stem, root / hr_rel, root / lr_rel))
-        source = str(data_list)
+        source, fix = str(data_list), " " + missing_fix(set_name, data_list, root)
     else:
-        if set_name.lower() == "valid":
-            hr_dir = root / "DIV2K" / "DIV2K_valid_HR"
-            lr_dir = root / "DIV2K" / "DIV2K_valid_LR_bicubic" / f"X{scale}"
-            set_dir = hr_dir.parent if hr_dir.is_dir() else None
-        else:
-            set_dir = _find_dir(root / "benchmark", set_name) or _find_dir(root, set_name)
-            hr_dir, lr_dir = (set_dir / "HR", set_dir / "LR_bicubic" / f"X{scale}") if set_dir else (None, None)
-        if set_dir is None or not hr_dir.is_dir():
-            looked = ([data_list, root / "DIV2K" / "DIV2K_valid_HR"] if set_name.lower() == "valid" else
-                      [data_list, root / "benchmark" / set_name / "HR", root / set_name / "HR"])
-            raise FileNotFoundError(f"set {set_name!r} not found; looked for: " + ", ".join(map(str, looked)))
+        layout = find_layout(root, set_name, scale)
+        hr_dir = root / layout.hr_dir if layout is not None and layout.hr_dir else None
+        if hr_dir is None or not hr_dir.is_dir():
+            looked = [lists_folder(root) / f"{set_name}_images.csv"]
+            looked += ([root / "DIV2K" / "DIV2K_valid_HR"] if set_name.lower() == "valid" else
+                       [root / "benchmark" / set_name / "HR", root / set_name / "HR"])
+            raise MissingDataError(f"set {set_name!r} not found; looked for: " + ", ".join(map(str, looked)))
+        lr_dir = root / layout.lr_dir
         hr_files = sorted(p for p in hr_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         pairs = [(p.stem, p, _lr_partner(lr_dir, p.stem, scale)) for p in hr_files]
-        source = str(hr_dir)
+        source, fix = str(hr_dir), ""
     if not pairs:
         raise FileNotFoundError(f"set {set_name!r} has no images in {source}")
     missing = [str(lr) for _, hr, lr in pairs if not lr.is_file()]
@@ -120,7 +112,7 @@ def image_pairs(set_name: str, data_root, csv_folder=None, scale: int = 4) -> li
     if missing:
         shown = "\n  ".join(missing[:20]) + (f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else "")
         raise FileNotFoundError(f"set {set_name!r} (x{scale}, from {source}): {len(missing)} missing "
-                                f"file(s):\n  {shown}")
+                                f"file(s):{fix}\n  {shown}")
     return sorted(pairs, key=lambda t: t[0])
 
 

@@ -185,16 +185,14 @@ def resolve_data(cfg):
     """Point a config with ``data_root=None`` at the embedded sample (built on first use).
 
     Sets ``data_root`` and, when they are None, ``csv_folder`` (the sample's own ``data_lists``),
-    ``HR_data_folder`` and ``LR_data_folder``. A config with a data_root is returned unchanged
-    except that a None ``csv_folder`` becomes ``<data_root>/data_lists``. Mutates and returns cfg.
+    ``HR_data_folder`` and ``LR_data_folder``. A config with a data_root keeps its ``csv_folder``
+    (None: each split's list is found by ``data_lists.find_data_list``). Mutates and returns cfg.
     """
     if cfg.get("data_root") is None:
         root = ensure_sample()
         cfg.data_root = str(root)
         if cfg.get("csv_folder") is None:
             cfg.csv_folder = str(root / "data_lists")
-    elif cfg.get("csv_folder") is None:
-        cfg.csv_folder = str(Path(cfg.data_root) / "data_lists")
     if cfg.get("HR_data_folder") is None:
         cfg.HR_data_folder = str(cfg.data_root)
     if cfg.get("LR_data_folder") is None:

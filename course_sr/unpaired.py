@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from easydict import EasyDict
 
-from .data_lists import list_path, read_data_list
+from .data_lists import find_data_list, list_path, read_data_list
 from .datasets import ImageStore, SRDataset, augment, crop_params, image_size, item_random, to_tensor
 from .degradations import Degradation, degrade, get_degradation
 from .utils import load_image
@@ -55,6 +55,12 @@ class DegradedImage:
 
     def __call__(self) -> np.ndarray:
         return degrade(load_image(self.hr_path), self.spec, seed=self.seed)
+
+
+def _list_folder(config: Mapping[str, Any], split: str) -> Path:
+    """The folder holding ``split``'s list, by the kit's one rule (``data_lists.find_data_list``)."""
+    return find_data_list(split, config.get("data_root"), config.get("csv_folder"),
+                          int(config.get("scaling_factor", 4))).parent
 
 
 class UnpairedDataset(torch.utils.data.Dataset):
@@ -84,7 +90,7 @@ class UnpairedDataset(torch.utils.data.Dataset):
         self.scale, self.seed = self.paired.scale, self.paired.seed
         self.patch_num, self.lr_patch = self.paired.patch_num, self.paired.lr_patch
         self.spec = get_degradation(config.get("degradation"), self.scale)
-        csv = config["csv_folder"]
+        csv = _list_folder(config, split)
         hr_root, lr_root = Path(config["HR_data_folder"]), Path(config["LR_data_folder"])
 
         rows = read_data_list(csv, split)
@@ -98,6 +104,7 @@ class UnpairedDataset(torch.utils.data.Dataset):
                                  "domain, so it needs at least 2")
         else:
             try:
+                csv = _list_folder(config, real_split)
                 real_rows = read_data_list(csv, real_split)
             except ValueError as err:                          # the list exists but has no rows
                 raise ValueError(f"real-LR domain is empty: {err}") from err
@@ -163,9 +170,10 @@ def degraded_pairs(config: Mapping[str, Any], split: str, spec="fixed", limit: i
     ``SRDataset(split, config, train=False)``.)
     """
     images = []
-    for h, l in read_data_list(config["csv_folder"], split)[: limit or None]:
+    csv = _list_folder(config, split)
+    for h, l in read_data_list(csv, split)[: limit or None]:
         if not h:
-            raise ValueError(f"split {split!r} ({list_path(config['csv_folder'], split)}): the row with LR "
+            raise ValueError(f"split {split!r} ({list_path(csv, split)}): the row with LR "
                              f"{l!r} has no HR file, so there is nothing to degrade or compare with")
         images.append(Path(config["HR_data_folder"]) / h)
     return degrade_images(images, spec, int(config["scaling_factor"]), crop)

@@ -173,3 +173,108 @@ def test_committed_lists_name_the_standard_images():
 def test_committed_set14_matches_the_shared_benchmark(shared_benchmarks):
     names = sorted(p.stem for p in (shared_benchmarks / "Set14" / "HR").glob("*.png"))
     assert sorted(Path(hr).stem for hr, _ in dl.read_data_list(COMMITTED, "Set14")) == names
+
+
+# ---- the one rule for where a list lives ----------------------------------------------
+def test_canonical_lists_are_the_repository_folder_in_a_checkout():
+    assert dl.canonical_dir() == COMMITTED
+    assert len(dl.read_data_list(dl.canonical_dir(), "train")) == 800
+
+
+def test_find_data_list_order(tmp_path):
+    root = tmp_path / "data"
+    # no data at all: says which folder is absent and the download command
+    with pytest.raises(dl.MissingDataError, match=r"split 'train': no data in .*DIV2K/DIV2K_train_HR does not "
+                                                   r"exist.*download --root .*data --what div2k"):
+        dl.find_data_list("train", root)
+    # the standard folder present: the course's list applies, from any working directory
+    touch(root, "DIV2K/DIV2K_train_HR/0001.png")
+    assert dl.find_data_list("train", root) == COMMITTED / "train_images.csv"
+    # the data root's own list takes precedence
+    dl.write_data_list(root / "data_lists" / "train_images.csv", [("a.png", "ax4.png")])
+    assert dl.find_data_list("train", root) == root / "data_lists" / "train_images.csv"
+    # an explicit csv_folder is used as given (no fallback), with the command that makes it
+    with pytest.raises(dl.MissingDataError, match=r"data list not found: .*elsewhere/train_images.csv.*data-lists"):
+        dl.find_data_list("train", root, tmp_path / "elsewhere")
+    # canonical lists are x4 only, and only for the course's splits
+    (root / "data_lists" / "train_images.csv").unlink()
+    with pytest.raises(dl.MissingDataError, match=r"no data list for split 'train'.*data-lists --data-root"):
+        dl.find_data_list("train", root, scale=2)
+    with pytest.raises(dl.MissingDataError, match=r"split 'mine'.*not one of the course's splits"):
+        dl.find_data_list("mine", root)
+
+
+def test_missing_files_are_one_line_with_the_fix(tmp_path):
+    root = tmp_path / "data"
+    for i in (1, 2):
+        touch(root, f"DIV2K/DIV2K_train_HR/{i:04d}.png", f"DIV2K/DIV2K_train_LR_bicubic/X4/{i:04d}x4.png")
+    rows = dl.read_data_list(COMMITTED, "train")
+    files = [str(root / p) for row in rows for p in row]
+    with pytest.raises(dl.MissingDataError) as err:
+        dl.check_listed_files("train", COMMITTED / "train_images.csv", files, root)
+    msg = str(err.value)
+    assert "\n" not in msg and "1596 of the 1600 files listed in" in msg and "and 1593 more" in msg
+    assert "the course's list of the whole set" in msg and f"data-lists --data-root {root}" in msg
+    # the partial root with its own lists (what data-lists writes) passes
+    dl.create_data_lists(root)
+    cfg = dict(data_root=str(root), csv_folder=None, scaling_factor=4)
+    assert dl.check_splits(cfg, ["train"]) == {"train": root / "data_lists" / "train_images.csv"}
+
+
+def test_data_lists_go_to_the_data_root_from_any_directory(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "data"
+    touch(root, "benchmark/Set5/HR/a.png", "benchmark/Set5/LR_bicubic/X4/ax4.png")
+    monkeypatch.chdir(REPO)                     # even from the repository root: never data_lists/ there
+    before = (COMMITTED / "Set5_images.csv").read_text()
+    assert dl.main(["--data-root", str(root)]) == 0
+    assert (root / "data_lists" / "Set5_images.csv").read_text() == \
+        "benchmark/Set5/HR/a.png,benchmark/Set5/LR_bicubic/X4/ax4.png\n"
+    assert (COMMITTED / "Set5_images.csv").read_text() == before
+    assert dl.find_data_list("Set5", root) == root / "data_lists" / "Set5_images.csv"
+    touch(root, "benchmark/Set5/HR/b.png", "benchmark/Set5/LR_bicubic/X4/bx4.png")
+    capsys.readouterr()
+    assert dl.main(["--data-root", str(root)]) == 0
+    assert "Set5:     2 rows" in (out := capsys.readouterr().out) and "(replaced a list of 1 rows)" in out
+
+
+def test_the_canonical_lists_are_never_silently_replaced(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "data"                    # a partial data root: 8 training images
+    for i in range(1, 9):
+        touch(root, f"DIV2K/DIV2K_train_HR/{i:04d}.png", f"DIV2K/DIV2K_train_LR_bicubic/X4/{i:04d}x4.png")
+    touch(root, "benchmark/B100/HR/3096.png", "benchmark/B100/LR_bicubic/X4/3096x4.png")
+    before = {p.name: p.read_text() for p in COMMITTED.glob("*.csv")}
+    monkeypatch.chdir(REPO)
+    assert dl.main(["--data-root", str(root), "--out", "data_lists"]) == 1
+    err = capsys.readouterr().err
+    assert "refusing to change the course's canonical lists" in err and "train (800 rows -> 8)" in err
+    assert "B100 (100 rows -> 1)" in err and "--replace-canonical" in err
+    assert {p.name: p.read_text() for p in COMMITTED.glob("*.csv")} == before
+    with pytest.raises(dl.CanonicalListError):
+        dl.create_data_lists(root, COMMITTED, splits=["train"])
+    # the same content is not a change: regenerating from the complete data works without the flag
+    full = tmp_path / "full"
+    for hr, lr in dl.read_data_list(COMMITTED, "Set5"):
+        touch(full, hr, lr)
+    monkeypatch.setattr(dl, "write_data_list", lambda path, rows: path)     # keep the checkout untouched
+    assert dl.create_data_lists(full, COMMITTED, splits=["Set5"]) == {"Set5": COMMITTED / "Set5_images.csv"}
+    assert dl.create_data_lists(root, COMMITTED, splits=["train"], replace_canonical=True)
+
+
+@pytest.mark.parametrize("folder", ["Set5", "set5", "benchmark/SET5"])
+def test_data_lists_accept_the_layouts_evaluate_accepts(tmp_path, folder):
+    from course_sr.evaluate import image_pairs
+
+    root = tmp_path / "shared"
+    touch(root, f"{folder}/HR/baby.png", f"{folder}/LR_bicubic/X4/babyx4.png",
+          "Mine/HR/x.png", "Mine/LR_bicubic/X4/xx4.png")
+    written = dl.create_data_lists(root)
+    assert set(written) == {"Set5"}
+    assert dl.read_data_list(root / "data_lists", "Set5") == [(f"{folder}/HR/baby.png", f"{folder}/LR_bicubic/X4/babyx4.png")]
+    assert dl.create_data_lists(root, splits=["Mine"])["Mine"].read_text() == "Mine/HR/x.png,Mine/LR_bicubic/X4/xx4.png\n"
+    # evaluate finds the same files with the lists and without them
+    pairs = image_pairs("Set5", root)
+    (root / "data_lists" / "Set5_images.csv").unlink()
+    assert image_pairs("Set5", root) == pairs == [("baby", root / folder / "HR/baby.png",
+                                                   root / folder / "LR_bicubic/X4/babyx4.png")]
+    with pytest.raises(ValueError, match=r"unknown split\(s\) \['Nope'\].*no <Set>/HR folder"):
+        dl.create_data_lists(root, splits=["Nope"])

@@ -166,6 +166,26 @@ def test_memory_cache_size_is_stated_and_can_be_capped(random_set):
         SRDataset("train", config(random_set, cache_max_gb=1e-6))
 
 
+def test_a_memory_cache_larger_than_the_ram_is_refused_before_decoding(random_set, monkeypatch):
+    import course_sr.datasets as datasets
+
+    need = 3 * (48 * 56 + 40 * 40 + 12 * 14 + 10 * 10)
+    monkeypatch.setattr(datasets, "_available_ram", lambda: need - 1)
+    decoded = []
+    with monkeypatch.context() as m:
+        m.setattr(datasets.ImageStore, "_fill", lambda self, buf, threads: decoded.append(self))
+        with pytest.raises(datasets.CacheTooLargeError,
+                           match=r"memory cache of 2 image pairs needs 0\.00 GB .* only 0\.00 GB of RAM is "
+                                 r"available, so nothing was decoded\. Alternatives: cache='disk' .*cache='none'"):
+            SRDataset("train", config(random_set))
+    assert decoded == []
+    for fine in (dict(cache="disk"), dict(cache="none")):       # the alternatives it names work
+        assert len(SRDataset("train", config(random_set, **fine))) == 10
+    monkeypatch.setattr(datasets, "_available_ram", lambda: need + need // 10)  # fits, but over 80%: a warning
+    with pytest.warns(UserWarning, match="consider cache='disk'"):
+        SRDataset("train", config(random_set))
+
+
 def test_edited_file_makes_a_new_disk_cache(tmp_path):
     root = make_set(tmp_path, [("x", random_image(40, 40), random_image(10, 10))])
     SRDataset("train", config(root, cache="disk"))
@@ -309,12 +329,13 @@ def test_not_an_image_fails_at_construction(tmp_path):
         SRDataset("train", config(root, cache="none"))
 
 
-def test_missing_files_are_all_named_at_construction(tmp_path):
+def test_missing_files_are_counted_and_named_in_one_line_at_construction(tmp_path):
     root = make_set(tmp_path, [("a", random_image(40, 40), random_image(10, 10)),
                                ("b", random_image(40, 40), random_image(10, 10))])
     (root / "HR/a.png").unlink()
     (root / "LR/bx4.png").unlink()
-    with pytest.raises(FileNotFoundError, match=r"2 image file\(s\)[\s\S]*HR/a\.png[\s\S]*LR/bx4\.png"):
+    with pytest.raises(FileNotFoundError, match=r"2 of the 4 files listed in .*train_images.csv are missing: "
+                                                r".*HR/a\.png, .*LR/bx4\.png\. .*data-lists --data-root"):
         SRDataset("train", config(root))
 
 

@@ -90,3 +90,29 @@ def test_every_command_verb_resolves_to_a_module_with_main():
         module = importlib.import_module(module_name)
         fn = getattr(module, "main_" + verb.replace("-", "_"), None) or getattr(module, "main", None)
         assert callable(fn), f"verb {verb!r}: {module_name} has no main()"
+
+
+def test_the_course_lists_ship_inside_a_built_wheel(tmp_path):
+    """pyproject maps course_sr.course_lists onto data_lists/: a pip-installed kit (Colab) finds the
+    course's canonical lists without the repository (one copy in the tree, none duplicated)."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path / "wheel"), str(REPO)], check=True, capture_output=True, timeout=300)
+    wheel = next((tmp_path / "wheel").glob("course_sr-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    committed = sorted(p.name for p in (REPO / "data_lists").glob("*.csv"))
+    assert {f"course_sr/course_lists/{n}" for n in committed} <= names
+    assert not any(n.startswith("data_lists/") for n in names)
+    # installed (no deps: they are this venv's), run from elsewhere: the shipped copy is the one found
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    code = ("import course_sr.data_lists as d; c = d.canonical_dir(); "
+            "print(c); print(len(d.read_data_list(c, 'train')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(site)}, timeout=120).stdout.split()
+    assert out == [str(site / "course_sr" / "course_lists"), "800"]
