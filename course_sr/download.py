@@ -11,6 +11,19 @@ What lands where (the layouts ``data_lists.create_data_lists`` reads)::
     <root>/benchmark/{Set5,Set14,B100,Urban100}/HR/<name>.png
     <root>/benchmark/{Set5,Set14,B100,Urban100}/LR_bicubic/X{2,3,4}/<name>x4.png
 
+Other sources, checked and extracted exactly as a download is:
+
+- ``--mirror BASE_URL`` (or ``COURSE_SR_MIRROR``): the same archive names from a course's own
+  server, ``BASE_URL/<name>``. They are checked against the table below; when the server also
+  has ``BASE_URL/SHA256SUMS`` (``sha256sum``'s format), an archive listed there with another
+  hash is taken as the course's own version of it (a cut of the data, say) and checked against
+  that hash instead, and the run says so. Folders made from such an archive are kept by later
+  runs, which do not replace a course's data with the published one.
+- ``--archive FILE ...``: archives already fetched some other way (a shared drive, a browser).
+  The file name must be the table's; nothing is downloaded, the file is left where it is.
+- ``--checksums FILE|URL``: a ``SHA256SUMS`` for a course's own archives (``--archive`` or a
+  mirror without one).
+
 How it stays safe on a flaky Colab connection:
 1. Download streams to ``<root>/.downloads/<archive>.part``; a broken transfer resumes with an
    HTTP ``Range`` request (a server that ignores ``Range`` makes it start over cleanly).
@@ -40,7 +53,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -76,6 +89,7 @@ class Archive:
     sha256: str | None
     checksum_source: str
     folders: tuple[tuple[str, str], ...]
+    published: bool = True             # False: a course's own archive, checked against its SHA256SUMS
 
 
 _DIV2K_URL = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
@@ -118,13 +132,11 @@ ARCHIVES: tuple[Archive, ...] = (
         # student if wrong): size (a whole number of 10 KiB tar records) + a full tar read.
         250112000, None,
         "no published hash: size + full archive read",
-        tuple((f"benchmark/{s}", f"benchmark/{s}") for s in ("Set5", "Set14", "B100", "Urban100")),
+        tuple((f"benchmark/{s}", f"benchmark/{s}") for s in BENCHMARK_SETS),
     ),
 )
 
 GROUPS = ("div2k", "unknown", "benchmark")
-# Splits of data_lists.create_data_lists that each group makes possible.
-_SPLITS = {"div2k": ("train", "valid"), "unknown": (), "benchmark": BENCHMARK_SETS}
 
 
 def format_table(archives: Sequence[Archive] = ARCHIVES) -> str:
@@ -152,13 +164,67 @@ def select(what: str | Iterable[str], archives: Sequence[Archive] = ARCHIVES) ->
 # --------------------------------------------------------------------------------------
 # Top level
 # --------------------------------------------------------------------------------------
+def read_checksums(source: str | Path, *, optional: bool = False, timeout: float = 60.0) -> dict[str, str] | None:
+    """``{archive name: sha256}`` from a ``SHA256SUMS`` file or URL (lines ``<hex>  [*]<name>``).
+
+    ``optional``: a URL that answers 404 gives None (a mirror need not have one). Errors name the
+    source and line.
+    """
+    text_source = str(source)
+    if re.match(r"https?://", text_source):
+        try:
+            with urllib.request.urlopen(urllib.request.Request(text_source, headers={"User-Agent": "course_sr-download"}),
+                                        timeout=timeout) as r:
+                text = r.read().decode("utf-8")
+        except urllib.error.HTTPError as e:
+            if optional and e.code == 404:
+                return None
+            raise DownloadError(f"{text_source}: HTTP {e.code} {e.reason}") from e
+        except (OSError, http.client.HTTPException, UnicodeDecodeError) as e:
+            raise DownloadError(f"cannot read the checksums {text_source}: {type(e).__name__}: {e}") from e
+    else:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise DownloadError(f"cannot read the checksums {source}: {e}") from e
+    sums = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = re.fullmatch(r"\s*([0-9a-fA-F]{64})\s+\*?(\S.*?)\s*", line)
+        if not m:
+            raise DownloadError(f"{text_source}, line {lineno}: expected '<sha256>  <file name>', got {line!r}")
+        sums[Path(m.group(2)).name] = m.group(1).lower()
+    return sums
+
+
+def with_source(archives: Sequence[Archive], mirror: str | None = None, sums: dict[str, str] | None = None,
+                sums_source: str = "") -> list[Archive]:
+    """The table entries fetched from ``mirror`` (``<mirror>/<name>``) and, for names in ``sums``
+    whose hash differs from the table's, checked against that hash (a course's own archive)."""
+    out = []
+    for a in archives:
+        changes = {}
+        if mirror:
+            changes["url"] = mirror.rstrip("/") + "/" + a.name
+        own = (sums or {}).get(a.name)
+        if own is not None and own != a.sha256:
+            changes.update(sha256=own, size=None, published=False,
+                           checksum_source=f"{sums_source} (the course's own archive, not the published one)")
+        out.append(replace(a, **changes) if changes else a)
+    return out
+
+
 def download(
     root: str | Path,
     what: str | Iterable[str] = "all",
     *,
     keep_archives: bool = False,
-    data_lists: str | Path | None = None,
+    data_lists: str | Path | bool | None = None,
     archives: Sequence[Archive] | None = None,
+    mirror: str | None = None,
+    checksums: str | Path | None = None,
+    files: Sequence[str | Path] | None = None,
     retries: int = 5,
     retry_wait: float = 2.0,
     timeout: float = 60.0,
@@ -168,16 +234,45 @@ def download(
 
     Returns ``{archive name: "skipped" | "extracted"}`` ("skipped": every folder it makes is
     already complete). ``archives`` replaces the table (tests point it at a local server).
-    ``data_lists``: when given, the folder where ``data_lists.create_data_lists`` then writes
-    the course CSVs for the splits just fetched. Raises ``DownloadError`` with the URL or file.
+    ``mirror``: fetch ``<mirror>/<name>`` instead of the publishers' URLs (its ``SHA256SUMS`` is
+    read when it has one). ``checksums``: a ``SHA256SUMS`` file or URL for a course's own
+    archives. ``files``: archives already on disk (names as in the table): checked and extracted
+    in place, nothing downloaded, ``what`` ignored. ``data_lists``: when given, the folder where
+    ``data_lists.create_data_lists`` then writes the course CSVs of every split found under root
+    (True: ``<root>/data_lists``, where training and evaluation look first). Raises
+    ``DownloadError`` with the URL or file.
     """
     root = Path(root)
-    chosen = select(what, ARCHIVES if archives is None else archives)
+    table = list(ARCHIVES if archives is None else archives)
+    sums, sums_source = None, ""
+    if checksums is not None:
+        sums, sums_source = read_checksums(checksums, timeout=timeout), str(checksums)
+    table = with_source(table, mirror, sums, sums_source)
+    given: dict[str, Path] = {}
+    if files:
+        by_name = {a.name: a for a in table}
+        for f in files:
+            path = Path(f)
+            if path.name not in by_name:
+                raise DownloadError(f"{path}: not an archive of the table (the file name must be one of "
+                                    f"{', '.join(by_name)}; see --list)")
+            if not path.is_file():
+                raise DownloadError(f"{path}: no such file")
+            given[path.name] = path
+        chosen = [by_name[n] for n in given]
+    else:
+        chosen = select(what, table)
     root.mkdir(parents=True, exist_ok=True)
     # Look at every target before any network traffic: a clash found after a 3.5 GB
     # download would waste the student's afternoon.
     pending = [a for a in chosen if not _all_complete(root, a)]
-    needed = sum((a.size or 0) * 2 for a in pending)   # archive + its extracted files
+    if pending and mirror and checksums is None and not files:   # the mirror's own list, when it has one
+        sums_source = mirror.rstrip("/") + "/SHA256SUMS"
+        sums = read_checksums(sums_source, optional=True, timeout=timeout)
+        if sums:
+            chosen = with_source(chosen, None, sums, sums_source)
+            pending = [a for a in chosen if not _all_complete(root, a)]
+    needed = sum((a.size or 0) * (1 if a.name in given else 2) for a in pending)   # archive + its files
     free = shutil.disk_usage(root).free
     if needed > free:
         raise DownloadError(f"{root} has {free / 2**30:.1f} GiB free but the archives need about "
@@ -188,19 +283,26 @@ def download(
             print(f"{a.name}: already extracted, skipping")
             status[a.name] = "skipped"
             continue
-        path, digest = fetch(a, root / DOWNLOADS, retries=retries, retry_wait=retry_wait,
-                             timeout=timeout, progress=progress)
+        if not a.published:
+            print(f"{a.name}: checked against {a.checksum_source}")
+        if a.name in given:
+            path = given[a.name]
+            digest = verify(a, path, move_bad=False)
+        else:
+            path, digest = fetch(a, root / DOWNLOADS, retries=retries, retry_wait=retry_wait,
+                                 timeout=timeout, progress=progress)
         extract(a, path, root, digest, progress=progress)
-        if not keep_archives:
+        if not keep_archives and a.name not in given:
             path.unlink()
         status[a.name] = "extracted"
-    if data_lists is not None:
-        splits = tuple(s for a in chosen for s in _SPLITS.get(a.group, ()))
-        splits = tuple(dict.fromkeys(splits))   # de-duplicate, keep order
-        if splits:
-            from course_sr.data_lists import create_data_lists   # looked up at call time (tests replace it)
+    if data_lists is not None and data_lists is not False:
+        from course_sr.data_lists import create_data_lists   # looked up at call time (tests replace it)
 
-            create_data_lists(root, out_folder=data_lists, splits=splits)
+        out = root / "data_lists" if data_lists is True else Path(data_lists)
+        try:
+            create_data_lists(root, out_folder=out, splits=None)
+        except (FileNotFoundError, ValueError) as e:
+            raise DownloadError(f"the archives are in place, but the data lists were not written: {e}") from e
     return status
 
 
@@ -323,11 +425,12 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify(a: Archive, path: Path) -> str:
+def verify(a: Archive, path: Path, move_bad: bool = True) -> str:
     """Check size and sha256 (or, with no hash, read the whole archive); return the sha256.
 
-    A file that fails is moved to ``<name>.bad`` (kept for a look, replaced next time) so the
-    next run downloads afresh instead of resuming a wrong file.
+    A downloaded file that fails is moved to ``<name>.bad`` (kept for a look, replaced next time)
+    so the next run downloads afresh instead of resuming a wrong file; a file the user gave
+    (``move_bad=False``) stays where it is.
     """
     problem = None
     got = path.stat().st_size
@@ -341,6 +444,9 @@ def verify(a: Archive, path: Path) -> str:
         elif a.sha256 is None:
             problem = _integrity_problem(path)
     if problem:
+        if not move_bad:
+            raise DownloadError(f"{path}: the archive {problem}: a wrong or truncated file. Nothing was "
+                                "extracted.")
         bad = path.with_name(a.name + ".bad")
         path.replace(bad)
         raise DownloadError(f"{a.url}: the downloaded file {problem}. Nothing was extracted; it was "
@@ -393,7 +499,9 @@ def _is_complete(root: Path, a: Archive, target: str) -> bool:
     """Complete: the folder holds our marker, made from the expected archive (when hashed)."""
     info = _marker(root, target)
     if info is not None:
-        if a.sha256 is None or info.get("sha256") == a.sha256:
+        # A folder from a course's own archive (checked against the course's SHA256SUMS) is kept:
+        # a later plain run must not replace the course's data with the published archive.
+        if a.sha256 is None or info.get("sha256") == a.sha256 or info.get("published") is False:
             return True
         raise DownloadError(f"{root / target} was extracted from an archive with sha256 "
                             f"{info.get('sha256')}, not {a.sha256}: delete it to replace it")
@@ -482,7 +590,7 @@ def extract(a: Archive, path: Path, root: Path, digest: str, *, progress: bool =
                                 "/: the archive layout is not the one this table expects")
         for inner, target in todo:
             info = {"archive": a.name, "url": a.url, "sha256": digest, "files": files[target],
-                    "from": "/".join(inner)}
+                    "from": "/".join(inner), "published": a.published, "checked_against": a.checksum_source}
             (partial[target] / MARKER).write_text(json.dumps(info, indent=1) + "\n")
             os.replace(partial[target], root / target)   # atomic: folder and marker together
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as e:
@@ -518,10 +626,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="div2k: HR + bicubic x4 (~4.0 GiB); unknown: track-2 x4 LR for "
                              "CycleSR (~0.2 GiB); benchmark: Set5/Set14/B100/Urban100 (~0.2 GiB); "
                              "all (default)")
+    parser.add_argument("--mirror", metavar="BASE_URL", default=os.environ.get("COURSE_SR_MIRROR") or None,
+                        help="fetch BASE_URL/<archive name> from a course's own server (default: "
+                             "$COURSE_SR_MIRROR, else the publishers'); BASE_URL/SHA256SUMS is used when there")
+    parser.add_argument("--archive", nargs="+", metavar="FILE", default=None,
+                        help="archives already fetched some other way (the table's file names): checked "
+                             "and extracted, nothing downloaded")
+    parser.add_argument("--checksums", metavar="FILE|URL", default=None,
+                        help="a SHA256SUMS for a course's own archives (instead of the table's hashes)")
     parser.add_argument("--keep-archives", action="store_true",
                         help="keep the verified archives in <root>/.downloads")
-    parser.add_argument("--data-lists", metavar="DIR",
-                        help="afterwards, write the course CSV lists for the fetched splits here")
+    parser.add_argument("--data-lists", metavar="DIR", nargs="?", const=True, default=None,
+                        help="afterwards, write the course CSV lists of the splits found under root "
+                             "(default DIR: <root>/data_lists)")
     parser.add_argument("--retries", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per network read")
     parser.add_argument("--list", action="store_true", help="print the archive table and exit")
@@ -530,8 +647,9 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(select(args.what)))
         return 0
     try:
-        status = download(args.root, args.what, keep_archives=args.keep_archives,
-                          data_lists=args.data_lists, retries=args.retries, timeout=args.timeout)
+        status = download(args.root, args.what, keep_archives=args.keep_archives, data_lists=args.data_lists,
+                          mirror=args.mirror, checksums=args.checksums, files=args.archive,
+                          retries=args.retries, timeout=args.timeout)
     except DownloadError as e:
         print(f"download failed: {e}", file=sys.stderr)
         return 1

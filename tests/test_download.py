@@ -526,8 +526,9 @@ def test_data_lists_are_made_for_fetched_splits(tmp_path, server, table, monkeyp
     fake.create_data_lists = lambda root, **kw: calls.append((Path(root), kw))
     monkeypatch.setitem(sys.modules, "course_sr.data_lists", fake)
     run(tmp_path, table, data_lists=tmp_path / "lists")
-    assert calls == [(tmp_path, {"out_folder": tmp_path / "lists",
-                                 "splits": ("train", "valid", "Set5", "Set14", "B100", "Urban100")})]
+    assert calls == [(tmp_path, {"out_folder": tmp_path / "lists", "splits": None})]   # every split found
+    run(tmp_path, table, data_lists=True)
+    assert calls[-1] == (tmp_path, {"out_folder": tmp_path / "data_lists", "splits": None})
 
 
 def test_command_downloads_and_reports_failures(tmp_path, server, table, monkeypatch, capsys):
@@ -538,3 +539,99 @@ def test_command_downloads_and_reports_failures(tmp_path, server, table, monkeyp
     monkeypatch.setattr(dl, "ARCHIVES", (broken,))
     assert dl.main(["--root", str(tmp_path / "other"), "--what", "div2k"]) == 1
     assert re.search(re.escape(broken.url) + ": HTTP 404", capsys.readouterr().err)
+
+
+# --------------------------------------------------------------------------------------
+# Other sources: a course's mirror, an archive already on disk, a course's own checksums
+# --------------------------------------------------------------------------------------
+def _elsewhere(server, table, base="mirror"):
+    """The table's archives moved to ``<server>/<base>/<name>``; the table keeps dead URLs."""
+    for a in table:
+        server.files[f"{base}/{a.name}"] = server.files.pop(a.name)
+    return [Archive(**{**a.__dict__, "url": server.url(f"gone/{a.name}")}) for a in table], server.url(base)
+
+
+def test_mirror_fetches_the_same_names_checked_against_the_table(tmp_path, server, table, capsys):
+    dead, mirror = _elsewhere(server, table)
+    assert run(tmp_path, dead, mirror=mirror) == {a.name: "extracted" for a in table}
+    assert server.requests_for("mirror/SHA256SUMS") == [(None, 404)]       # optional: none there
+    assert all(server.requests_for(f"mirror/{a.name}") for a in table)
+    assert not any(n.startswith("gone/") for n, _, _ in server.log)
+    # a mirror serving something else under a published name is refused, as a download is
+    server.files["mirror/benchmark.tar"] = make_tar({**BENCH_FILES, "benchmark/Set5/HR/x.png": _png(9)})
+    with pytest.raises(DownloadError, match=r"mirror/benchmark\.tar: the downloaded file (is|has)"):
+        run(tmp_path / "other", dead, "benchmark", mirror=mirror)
+
+
+def test_mirror_with_its_own_archives_and_sha256sums(tmp_path, server, table, capsys):
+    dead, mirror = _elsewhere(server, table)
+    own = make_tar({"benchmark/Set5/HR/bird.png": _png(30), "benchmark/Set5/LR_bicubic/X4/birdx4.png": _png(31),
+                    **{k: v for k, v in BENCH_FILES.items() if "Set14" in k}})
+    server.files["mirror/benchmark.tar"] = own
+    server.files["mirror/SHA256SUMS"] = (f"{hashlib.sha256(own).hexdigest()}  benchmark.tar\n"
+                                         f"{dead[0].sha256} *{dead[0].name}\n").encode()
+    assert run(tmp_path, dead, mirror=mirror)["benchmark.tar"] == "extracted"
+    out = capsys.readouterr().out
+    assert "benchmark.tar: checked against " + mirror + "/SHA256SUMS (the course's own archive" in out
+    assert "DIV2K_train_HR.zip: checked" not in out                        # same hash as the table: published
+    assert (tmp_path / "benchmark/Set5/HR/bird.png").is_file()
+    # a later plain run (no mirror) keeps the course's folders instead of refusing or replacing them
+    assert run(tmp_path, dead)["benchmark.tar"] == "skipped"
+    # the course's own archive with a wrong hash in its list is refused
+    server.files["mirror/SHA256SUMS"] = f"{'0' * 64}  benchmark.tar\n".encode()
+    with pytest.raises(DownloadError, match="has sha256 .* expected 0000"):
+        run(tmp_path / "again", dead, "benchmark", mirror=mirror)
+    server.files["mirror/SHA256SUMS"] = b"not a checksum line\n"
+    with pytest.raises(DownloadError, match=r"SHA256SUMS, line 1: expected '<sha256>  <file name>'"):
+        run(tmp_path / "again", dead, "benchmark", mirror=mirror)
+
+
+def test_archive_already_fetched(tmp_path, server, table, capsys, monkeypatch):
+    dead, _ = _elsewhere(server, table)
+    src = tmp_path / "fetched"
+    src.mkdir()
+    for a in table:
+        (src / a.name).write_bytes(server.files[f"mirror/{a.name}"])
+    root = tmp_path / "data"
+    assert run(root, dead, files=[src / "benchmark.tar", src / "DIV2K_train_HR.zip"]) == {
+        "benchmark.tar": "extracted", "DIV2K_train_HR.zip": "extracted"}
+    assert (src / "benchmark.tar").is_file() and (root / "benchmark/Set14/HR/comic.png").is_file()
+    assert not server.log                                                   # nothing downloaded
+    assert run(root, dead, files=[src / "benchmark.tar"]) == {"benchmark.tar": "skipped"}
+    # bad input: one line naming the file (truncated, wrong, unknown name, absent); the file stays
+    monkeypatch.setattr(dl, "ARCHIVES", tuple(dead))
+    cut = src / "cut" / "DIV2K_train_LR_bicubic_X4.zip"
+    cut.parent.mkdir()
+    cut.write_bytes((src / "DIV2K_train_LR_bicubic_X4.zip").read_bytes()[:-100])
+    wrong = src / "wrong" / "DIV2K_train_LR_bicubic_X4.zip"
+    wrong.parent.mkdir()
+    wrong.write_bytes((src / "DIV2K_train_HR.zip").read_bytes())
+    (src / "notes.zip").write_bytes(b"x")
+    for path, match in [(cut, r"is \d+ bytes, expected \d+: a wrong or truncated file"),
+                        (wrong, r"(is \d+ bytes, expected|has sha256)"),
+                        (src / "notes.zip", r"notes\.zip: not an archive of the table .*DIV2K_train_HR\.zip"),
+                        (src / "cut" / "benchmark.tar", r"benchmark\.tar: no such file")]:
+        assert dl.main(["--root", str(tmp_path / "d2"), "--archive", str(path)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("download failed: ") and str(path.name) in err, err
+        assert re.search(match, err), err
+    assert cut.is_file() and wrong.is_file()                                # the user's files stay put
+    assert not (tmp_path / "d2" / "DIV2K").exists()
+    # a course's own archive given with its checksums file
+    own = make_tar({"benchmark/Set5/HR/bird.png": _png(40), "benchmark/Set5/LR_bicubic/X4/birdx4.png": _png(41),
+                    "benchmark/Set14/HR/a.png": _png(42), "benchmark/Set14/LR_bicubic/X4/ax4.png": _png(43)})
+    (src / "own").mkdir()
+    (src / "own" / "benchmark.tar").write_bytes(own)
+    (src / "own" / "SHA256SUMS").write_text(f"{hashlib.sha256(own).hexdigest()}  benchmark.tar\n")
+    assert dl.main(["--root", str(tmp_path / "d3"), "--archive", str(src / "own" / "benchmark.tar"),
+                    "--checksums", str(src / "own" / "SHA256SUMS"), "--data-lists"]) == 0
+    assert (tmp_path / "d3/data_lists/Set5_images.csv").read_text() == \
+        "benchmark/Set5/HR/bird.png,benchmark/Set5/LR_bicubic/X4/birdx4.png\n"
+
+
+def test_complete_folders_from_a_mirror_are_skipped_without_a_request(tmp_path, server, table):
+    dead, mirror = _elsewhere(server, table)
+    run(tmp_path, dead, mirror=mirror)
+    server.log.clear()
+    assert set(run(tmp_path, dead, mirror=mirror).values()) == {"skipped"}
+    assert server.log == []                                             # not even SHA256SUMS
