@@ -21,8 +21,10 @@ File rules (documented once, here):
 - an alpha channel (RGBA, LA, palette with transparency) is not shown to the network: it is
   upscaled on its own with the kit's bicubic ``imresize`` and re-attached, so the output is RGBA
   (LA for gray); the colour channels are the stored values (no compositing on a background);
-- outputs are always PNG (lossless), named after the input's stem (set outputs: the HR stem,
-  ``baby.png``, not the LR file's ``babyx4.png``).
+- outputs are always PNG (lossless), named after the HR image (:func:`output_name`): the input's
+  stem without the ``x<scale>`` suffix that benchmark and DIV2K LR files carry, so
+  ``babyx4.png`` becomes ``baby.png``, the name of its HR reference, and ``rating-pack`` or
+  ``evaluate``-style pairing by name works on the folder as written.
 """
 from __future__ import annotations
 
@@ -132,16 +134,34 @@ def upscale_file(model: Any, path: str | Path, out_path: str | Path, scale: int 
     return _write_png(Path(out_path), sr, sr_alpha)
 
 
+def output_name(path: str | Path, scale: int) -> str:
+    """The SR file name for the LR file ``path``: its HR name, ``babyx4.png`` -> ``baby.png`` at x4
+    (LR files of the benchmarks and DIV2K are ``<HR stem>x<scale>``); other stems are kept."""
+    stem, suffix = Path(path).stem, f"x{int(scale)}"
+    if stem.endswith(suffix) and len(stem) > len(suffix):
+        stem = stem[: -len(suffix)]
+    return f"{stem}.png"
+
+
 def upscale_folder(model: Any, in_dir: str | Path, out_dir: str | Path, scale: int | None = None,
                    tile: int | None = None, device: str | torch.device | None = None, half: bool = False,
                    progress: bool = True) -> list[Path]:
-    """Upscale every image in ``in_dir``; write ``out_dir/<stem>.png`` for each; return the paths."""
+    """Upscale every image in ``in_dir``; write ``out_dir/<HR name>.png`` for each
+    (:func:`output_name`); return the paths. Two inputs that would share a name are an error."""
     from tqdm import tqdm
 
     files = list_images(in_dir)
     out = Path(out_dir)
-    return [upscale_file(model, p, out / f"{p.stem}.png", scale=scale, tile=tile, device=device, half=half)
-            for p in tqdm(files, desc="upscale", unit="img", disable=not progress)]
+    s = method_scale(model, scale)
+    names: dict[str, Path] = {}
+    for p in files:
+        name = output_name(p, s)
+        if name in names:
+            raise ValueError(f"{names[name]} and {p} would both be written as {out / name}; "
+                             "upscale them into different folders")
+        names[name] = p
+    return [upscale_file(model, p, out / name, scale=scale, tile=tile, device=device, half=half)
+            for name, p in tqdm(names.items(), desc="upscale", unit="img", disable=not progress)]
 
 
 # --------------------------------------------------------------------------------------
@@ -341,9 +361,9 @@ def super_resolve_set(methods: Mapping[str, Any], images: Sequence[tuple[str, An
 def main(argv: list[str] | None = None) -> int:
     """``python -m course_sr upscale --checkpoint PATH --input FILE|DIR --out DIR [--tile N] [--device D]``."""
     p = argparse.ArgumentParser(prog="python -m course_sr upscale",
-                                description="Super-resolve an image or every image of a folder; PNGs with the "
-                                            "same stems are written to --out. Gray stays gray; alpha is "
-                                            "upscaled with bicubic imresize and kept.")
+                                description="Super-resolve an image or every image of a folder; PNGs named after "
+                                            "the HR images (babyx4.png -> baby.png) are written to --out. Gray "
+                                            "stays gray; alpha is upscaled with bicubic imresize and kept.")
     p.add_argument("--checkpoint", required=True,
                    help="a course_sr checkpoint (its generator is used), or 'bicubic' (needs --scale)")
     p.add_argument("--input", required=True, help="an image file or a folder of images")
@@ -357,13 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         model = _load_method(args.checkpoint, device)
-        method_scale(model, args.scale)
+        s = method_scale(model, args.scale)
         src = Path(args.input)
         kw = dict(scale=args.scale, tile=args.tile, device=device, half=args.half)
         if src.is_dir():
             written = upscale_folder(model, src, args.out, **kw)
         elif src.is_file():
-            written = [upscale_file(model, src, Path(args.out) / f"{src.stem}.png", **kw)]
+            written = [upscale_file(model, src, Path(args.out) / output_name(src, s), **kw)]
         else:
             raise FileNotFoundError(f"input not found: {src}")
     except (OSError, ValueError) as e:                  # bad input: one clear line, no traceback

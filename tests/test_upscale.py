@@ -241,6 +241,26 @@ def test_command(tmp_path, capsys):
     assert re.search(r"upscale: error: cannot read image .*bad\.png", err), err
 
 
+def test_outputs_take_the_hr_names(tmp_path, capsys):
+    """babyx4.png -> baby.png (the HR reference's name, which rating-pack pairs by); clashes refused."""
+    assert upscale.output_name("LR_bicubic/X4/babyx4.png", 4) == "baby.png"
+    assert upscale.output_name("0801x4.PNG", 4) == "0801.png"
+    assert upscale.output_name("babyx2.png", 4) == "babyx2.png" and upscale.output_name("x4.png", 4) == "x4.png"
+    lr = tmp_path / "LR_bicubic" / "X4"
+    lr.mkdir(parents=True)
+    for name in ("babyx4.png", "bird.png"):
+        Image.fromarray(rand_image((6, 5, 3))).save(lr / name)
+    assert upscale.main(["--checkpoint", "bicubic", "--scale", "4", "--input", str(lr), "--out", str(tmp_path / "sr")]) == 0
+    assert sorted(p.name for p in (tmp_path / "sr").iterdir()) == ["baby.png", "bird.png"]
+    assert upscale.main(["--checkpoint", "bicubic", "--scale", "4", "--input", str(lr / "babyx4.png"),
+                         "--out", str(tmp_path / "one")]) == 0
+    assert (tmp_path / "one" / "baby.png").is_file()
+    Image.fromarray(rand_image((6, 5, 3))).save(lr / "baby.png")
+    capsys.readouterr()
+    assert upscale.main(["--checkpoint", "bicubic", "--scale", "4", "--input", str(lr), "--out", str(tmp_path / "x")]) == 2
+    assert re.search(r"babyx4\.png would both be written as .*baby\.png", capsys.readouterr().err)
+
+
 def test_set5_deliverable_bicubic_matches_published(shared_benchmarks, tmp_path):
     """The real Set5 through the same path the notebook takes: bicubic lands on 28.42 / 0.8104."""
     from course_sr.evaluate import image_pairs
