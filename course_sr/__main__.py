@@ -20,6 +20,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "rating-pack":  ("course_sr.rating",      "anonymised images + sheet for human rating (MOS)"),
     "rating-score": ("course_sr.rating",      "mean opinion score per method from filled sheets"),
     "report":       ("course_sr.report",      "Markdown experiment report from run directories"),
+    "course-url":   ("course_sr.course",      "set the course repository's URL (course.py + notebooks)"),
 }
 
 

@@ -67,6 +67,7 @@ from tqdm import tqdm
 from .checkpoint import (NonFiniteError, capture_rng_state, first_non_finite, load_checkpoint, rank_rng_state,
                          restore_rng_state, save_checkpoint, scaler_states)
 from .config import finalize, get_config, to_plain
+from .data_lists import check_splits
 from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_object, current,  # noqa: F401
                           gather_object, init_distributed, resolve_device, wrap_model)  # resolve_device: public here
 from .models import build_discriminator, build_generator, build_vgg, count_parameters
@@ -82,11 +83,14 @@ RESUME_ONLY = ("optimizers", "schedulers", "scalers")   # in last.pt only: best.
 # --------------------------------------------------------------------------------------
 # Small helpers (public: the CycleSR runner uses them too)
 # --------------------------------------------------------------------------------------
-def data_config(config: Mapping[str, Any]) -> EasyDict:
-    """A copy of ``config`` whose data paths are filled in (the embedded sample when None)."""
+def data_config(config: Mapping[str, Any], **overrides: Any) -> EasyDict:
+    """A copy of ``config`` (with ``overrides``, e.g. ``cache="none"`` for a look at the data)
+    whose data paths are filled in: the embedded sample when ``data_root`` is None. Lists are
+    found per split by ``course_sr.data_lists.find_data_list`` (csv_folder None: the data root's
+    own, else the course's)."""
     from .sample import resolve_data
 
-    return resolve_data(EasyDict(copy.deepcopy(dict(config))))
+    return resolve_data(EasyDict({**copy.deepcopy(dict(config)), **overrides}))
 
 
 def centre_crop_pair(lr: torch.Tensor, hr: torch.Tensor, hr_size: int, scale: int):
@@ -438,7 +442,11 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters:
     if not t.is_main:
         barrier()
     data_cfg = data_config(cfg)
+    # Every list and file of both splits, before the minutes of decoding a memory cache: missing
+    # data stops here with one line naming the list or folder and the command that makes it.
+    check_splits(data_cfg, (cfg.train_split, cfg.val_split))
     train_set = SRDataset(cfg.train_split, data_cfg)
+    records.log(f"data: {train_set.describe()}")
     if t.is_main:
         barrier()
     # The data stream resumes at the same item, also when the number of processes changed.
@@ -674,19 +682,32 @@ def main(argv: list[str] | None = None) -> int:
     overrides = _parse_set(args.set)
     if args.config is None and args.resume is None:
         p.error("--config is required unless --resume is given")
-    if args.config is None:
-        ckpt = load_checkpoint(args.resume) if args.resume != "auto" else \
-            load_checkpoint(Path(args.out) / "checkpoints" / "last.pt")
-        config = get_config(None, **{**{k: v for k, v in ckpt["config"].items() if k != "preset"}, **overrides})
-    else:
-        config = get_config(args.config, **overrides)
+    from .course import ENV, cut_schedule, settings
     from .distributed import cleanup
 
+    # A user's mistake (missing data or list, a cache too large for the RAM, a bad setting) gets
+    # one line naming the file or value and the command that fixes it, not a traceback.
     try:
-        result = run(config, args.out, max_iters=args.max_iters, resume=args.resume)
-        rank = current().rank
-    finally:
-        cleanup()                       # leave torchrun's process group (no-op otherwise)
+        if args.config is None:
+            ckpt = load_checkpoint(args.resume) if args.resume != "auto" else \
+                load_checkpoint(Path(args.out) / "checkpoints" / "last.pt")
+            config = get_config(None, **{**{k: v for k, v in ckpt["config"].items() if k != "preset"}, **overrides})
+        else:
+            config = get_config(args.config, **overrides)
+        rehearsal = settings().max_iters
+        if rehearsal is not None:
+            config = cut_schedule(config, rehearsal)
+            print(f"{ENV['max_iters']}={rehearsal}: every stage cut to {rehearsal} iterations "
+                  "(a rehearsal of real mode: its numbers mean nothing)")
+        try:
+            result = run(config, args.out, max_iters=args.max_iters, resume=args.resume)
+            rank = current().rank
+        finally:
+            cleanup()                   # leave torchrun's process group (no-op otherwise)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"train: error: {message}", file=sys.stderr)
+        return 1
     if rank != 0:
         return 0
     print(f"iteration {result['iteration']} ({'finished' if result['finished'] else 'stopped'}); "

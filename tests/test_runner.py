@@ -313,3 +313,45 @@ def test_torch_compile_saves_plain_keys_and_resumes(sample_root, tmp_path):
     assert a["iteration"] == b["iteration"] == 3
     for k, v in a["models"]["generator"].items():
         assert torch.equal(v, b["models"]["generator"][k]), k
+
+
+def test_train_without_data_says_what_is_missing_in_one_line(tmp_path, monkeypatch):
+    """`train --config colab` with no data: one line naming the folder and the command; no traceback.
+    Run as a student would, in a subprocess from an empty directory."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_SR_")}
+    cmd = [sys.executable, "-m", "course_sr", "train", "--config", "colab", "--out", "runs/srgan"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("train: error: split 'train': no data in data: data/DIV2K/DIV2K_train_HR does not")
+    assert "python -m course_sr download --root data --what div2k" in lines[0]
+    # a partial data root without its own lists: the course's list, one line, the command that fixes it
+    from course_sr.utils import save_image
+
+    for i in (1, 2):
+        save_image(tmp_path / f"data/DIV2K/DIV2K_train_HR/{i:04d}.png", torch.zeros(8, 8, 3, dtype=torch.uint8).numpy())
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "split 'train': 1598 of the 1600 files listed in" in lines[0]
+    assert "python -m course_sr data-lists --data-root data" in lines[0]
+
+
+def test_max_iters_variable_cuts_every_stage(sample_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_SR_MAX_ITERS", "2")
+    sets = [f"data_root={sample_root}", f"csv_folder={sample_root / 'data_lists'}", "n_channels=8", "n_blocks=1",
+            "d_n_channels=4", "d_n_blocks=4", "d_fc_size=8", "crop_size=16", "batch_size=2", "val_images=1",
+            "val_crop=32", "tensorboard=false"]
+    assert runner.main(["--config", "quick", "--out", str(tmp_path), "--set", *sets]) == 0
+    assert "COURSE_SR_MAX_ITERS=2: every stage cut to 2 iterations" in capsys.readouterr().out
+    ckpts = tmp_path / "checkpoints"
+    assert load_checkpoint(ckpts / "pretrain_end.pt")["iteration"] == 2
+    assert load_checkpoint(ckpts / "gan_end.pt")["iteration"] == 4
+    monkeypatch.setenv("COURSE_SR_MAX_ITERS", "two")
+    assert runner.main(["--config", "quick", "--out", str(tmp_path / "x")]) == 1
+    assert "COURSE_SR_MAX_ITERS='two': expected a whole number" in capsys.readouterr().err
