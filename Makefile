@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= outputs
 
-.PHONY: demo test install bench notebooks clean
+.PHONY: demo test rehearse install bench notebooks clean
 
 install: $(STAMP)
 
@@ -28,6 +28,11 @@ demo: $(STAMP)
 # --nbval-lax runs every cell and fails on errors; committed outputs are not compared.
 test: $(STAMP)
 	COURSE_SR_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+# Real mode rehearsed offline on CPU (also part of `make test`): the README's workflow as printed,
+# then the four notebooks' real branches with a kernel killed mid-training (tests/test_rehearsal.py).
+rehearse: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests/test_rehearsal.py -p no:cacheprovider -q
 
 # Re-execute the four notebooks in quick mode and save their outputs in place (what graders
 # read). TQDM_DISABLE=1 keeps progress-bar redraws out of the saved outputs; the shared quick run

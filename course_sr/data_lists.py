@@ -158,8 +158,10 @@ def canonical_dir() -> Path | None:
     """The course's canonical lists: ``course_sr/course_lists/`` in an installed kit (the
     repository's ``data_lists/``, shipped by ``pyproject.toml``), or the checkout's ``data_lists/``
     itself (editable install, repository). None when neither is there."""
-    here = Path(__file__).resolve().parent
-    for folder in (here / "course_lists", here.parent / LISTS_FOLDER):
+    import course_sr                      # the package's folder, wherever this module sits in it
+
+    package = Path(course_sr.__file__).resolve().parent
+    for folder in (package / "course_lists", package.parent / LISTS_FOLDER):
         if (folder / "train_images.csv").is_file():
             return folder
     return None
