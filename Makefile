@@ -29,8 +29,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	COURSE_SR_QUICK=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
-# Real mode rehearsed offline on CPU (also part of `make test`): the README's workflow as printed,
-# then the four notebooks' real branches with a kernel killed mid-training (tests/test_rehearsal.py).
+# Real mode rehearsed offline on CPU (also part of `make test`): download --mirror, data-lists, the
+# four notebooks in real mode with a kernel killed mid-training, the README's workflow as printed.
 rehearse: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests/test_rehearsal.py -p no:cacheprovider -q
 

@@ -218,7 +218,7 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
         data_root: the data root; ``None`` means the embedded sample (``course_sr.sample``); or
             ``{set: root}`` when the sets live in different places (each then reads its own
             ``<root>/data_lists`` unless ``csv_folder`` is given).
-        csv_folder: where ``<set>_images.csv`` lists live (default ``<data_root>/data_lists``).
+        csv_folder: where ``<set>_images.csv`` lists live (default: the rule of ``data_lists.find_data_list``).
         scale: SR factor; a checkpoint of another scale is an error naming the file and both scales.
         out_dir: when given, writes ``per_image.csv``, ``per_set.csv``, ``summary.json`` (the
             returned object) and ``table.txt`` (see :func:`write_results`).
