@@ -626,7 +626,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="div2k: HR + bicubic x4 (~4.0 GiB); unknown: track-2 x4 LR for "
                              "CycleSR (~0.2 GiB); benchmark: Set5/Set14/B100/Urban100 (~0.2 GiB); "
                              "all (default)")
-    parser.add_argument("--mirror", metavar="BASE_URL", default=os.environ.get("COURSE_SR_MIRROR") or None,
+    from course_sr.course import settings
+
+    parser.add_argument("--mirror", metavar="BASE_URL", default=settings().mirror,
                         help="fetch BASE_URL/<archive name> from a course's own server (default: "
                              "$COURSE_SR_MIRROR, else the publishers'); BASE_URL/SHA256SUMS is used when there")
     parser.add_argument("--archive", nargs="+", metavar="FILE", default=None,
