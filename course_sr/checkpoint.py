@@ -34,10 +34,12 @@ import numpy as np
 import torch
 from easydict import EasyDict
 
+from course_sr.errors import UserError
+
 FORMAT = "course_sr/1"
 
 
-class NonFiniteError(FloatingPointError):
+class NonFiniteError(UserError, FloatingPointError):
     """A loss or a weight became NaN/inf: the stage stops, the last good checkpoint is kept."""
 
 

@@ -70,6 +70,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from course_sr.errors import UserError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 BENCHMARK_SETS = ("Set5", "Set14", "B100", "Urban100")
 STANDARD_SPLITS = ("train", "valid") + BENCHMARK_SETS
@@ -81,12 +83,12 @@ DOWNLOAD_GROUPS = {"train": "div2k", "valid": "div2k", **{s: "benchmark" for s i
                    "unpaired_hr": "div2k", "unpaired_real_lr": "unknown", "valid_unknown": "div2k unknown"}
 
 
-class MissingDataError(FileNotFoundError):
+class MissingDataError(UserError, FileNotFoundError):
     """Data a run or command needs is not where the rules say. The message (one line) names the
     list or folder and the command that makes it; commands print it without a traceback."""
 
 
-class CanonicalListError(ValueError):
+class CanonicalListError(UserError, ValueError):
     """``create_data_lists`` would change the course's canonical lists (see the module docstring)."""
 
 

@@ -70,6 +70,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from course_sr.data_lists import check_listed_files, find_data_list, list_path, read_data_list
+from course_sr.errors import UserError
 from course_sr.loader import _config_get
 from course_sr.utils import load_image
 
@@ -167,7 +168,7 @@ def _available_ram() -> int | None:
 # --------------------------------------------------------------------------------------
 # Image stores: where decoded pixels live
 # --------------------------------------------------------------------------------------
-class CacheTooLargeError(ValueError):
+class CacheTooLargeError(UserError, ValueError):
     """A memory cache larger than the available RAM, refused before decoding (sizes in the message)."""
 
 

@@ -60,12 +60,13 @@ from typing import Callable, Iterable, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from course_sr.data_lists import BENCHMARK_SETS
+from course_sr.errors import UserError
 
 MARKER = ".course_sr_complete.json"
 DOWNLOADS = ".downloads"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A download, check or extraction failed; the message names the URL or file and what to do.
 
     Deliberately not an ``OSError``: the retry loop retries network ``OSError``s only.
