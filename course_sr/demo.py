@@ -37,6 +37,22 @@ def _plain(line: str) -> str:
     return re.sub(r"\*\*|`", "", line)
 
 
+def train_or_reuse(cfg, run_dir: str | Path) -> dict:
+    """``run(cfg, run_dir, resume="auto")``, but a run of other settings in ``run_dir`` (an older kit
+    or another preset) is removed first instead of resumed: for disposable runs only (the demo's, the
+    quick runs the notebooks share), never for a student's real run. Returns ``run``'s result."""
+    from .checkpoint import load_checkpoint
+    from .config import to_plain
+    from .runner import run
+
+    run_dir = Path(run_dir)
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.is_file() and load_checkpoint(last).get("config") != to_plain(cfg):
+        print(f"{run_dir} holds a run of other settings (an older kit or preset): starting it afresh")
+        shutil.rmtree(run_dir)
+    return run(cfg, run_dir, resume="auto")
+
+
 def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = False,
              benchmarks: str | Path | None = None) -> dict:
     """Run the pipeline into ``out``; returns ``{"results": evaluate's dict, "report": path}``.
@@ -46,12 +62,11 @@ def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = F
     ``benchmarks``: a folder holding ``Set5/`` (``HR/`` and ``LR_bicubic/X4/``, e.g. ``data/benchmark``
     after ``python -m course_sr download``); Set5 is then scored beside the sample's test split.
     """
-    from .checkpoint import load_checkpoint
-    from .config import get_config, to_plain
+    from .config import get_config
     from .evaluate import evaluate, format_table, image_pairs
     from .explain import results_notes, schedule_lines
     from .report import write_report
-    from .runner import plot_history, run
+    from .runner import plot_history
     from .sample import ensure_sample
     from .upscale import super_resolve_set
 
@@ -83,12 +98,8 @@ def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = F
     step(f"3/6 training, preset {preset!r}: SRResNet stage, then the SRGAN stage. What is trained:")
     for line in schedule_lines(cfg):
         print(_plain(line))
-    last = out / "run" / "checkpoints" / "last.pt"
-    if last.is_file() and load_checkpoint(last).get("config") != to_plain(cfg):
-        print(f"{out / 'run'} holds a run of other settings (an older kit or preset): starting it afresh")
-        shutil.rmtree(out / "run")
     wall, cpu = time.perf_counter(), time.process_time()
-    result = run(cfg, out / "run", resume="auto")
+    result = train_or_reuse(cfg, out / "run")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     ckpts = out / "run" / "checkpoints"
     stage_ckpts = {"SRResNet": ckpts / "pretrain_end.pt", "SRGAN": ckpts / "gan_end.pt"}
