@@ -1,50 +1,181 @@
 """Super-resolve an LR image with any SR network of the kit, within memory.
 
 ``super_resolve(model, lr)`` runs the whole image in one forward pass when it fits, and otherwise
-in overlapping tiles whose borders are thrown away, so the seams do not show.
+in overlapping tiles whose borders are thrown away. With the default overlap, the network's
+receptive field, the tiles equal the whole image up to float rounding.
 
 The tile rule (``tile=None``):
 
 - Budget of LR pixels per forward pass (batch included): ``max_pixels`` when given; on CUDA,
   half of the free GPU memory divided by ``BYTES_PER_LR_PIXEL`` (32 KiB: about 2.3 x the peak
-  memory of SRResNet at x4 in float32, measured at 14 KiB per LR pixel on CPU); on CPU, ``CPU_MAX_PIXELS`` (512 x 512).
+  memory of SRResNet at x4 in float32, measured at 14 KiB per LR pixel on CPU); on CPU,
+  ``CPU_MAX_PIXELS`` (416 x 416 at x4, and the same HR area at x2 and x8).
 - ``N x H x W`` within budget -> one pass. Otherwise square tiles of side
-  ``sqrt(budget / N) - 2 * overlap`` (at least ``MIN_TILE``).
+  ``sqrt(budget / N) - 2 * overlap`` (at least ``MIN_TILE``): on CPU at x4, 336 px cores for
+  the paper SRResNet (overlap 40).
 - On a 15 GB Colab GPU (about 14 GB free) the budget is about 220k LR pixels, so every Set5,
   Set14, B100, Urban100 and DIV2K-valid image at x4 runs whole (the largest, DIV2K-valid's
   510 x 339 = 173k LR pixels, needs about 2.4 GB). If CUDA still runs out of memory, the tile side
-  is halved and the image retried (down to ``MIN_TILE``).
+  is halved and the image retried (down to ``MIN_TILE``). The CUDA rule is not timed (no GPU
+  was lent for ``benchmarks/bench_tiling.py``); the GPU's memory bounds it.
+
+Why 416 x 416 on CPU (``benchmarks/bench_tiling.py``: paper SRResNet, x4, float32, 2 CPU
+threads; the machine was shared with other jobs, so CPU seconds and ratios, not wall clock):
+
+- A pass costs about the same per LR pixel up to roughly 200k LR pixels, then about 10 x more:
+  the last layer (a 9 x 9 conv, 64 -> 3 channels, at 4x) runs oneDNN's im2col + GEMM path, whose
+  blocking turns slow between 1800^2 (38 us per HR pixel) and 1900^2 HR pixels (not finished
+  after 6 min). The old budget, 512 x 512 (480 px tiles), sat just above that jump.
+- Below it, larger passes win, because the overlap is computed twice: on DIV2K-valid's 510 x 339,
+  256 px tiles run 1.43 x the image's pixels and took 1.2 x the CPU time of the whole image.
+- 416 x 416 is the pass size of DIV2K-valid's largest image, the largest of the course, measured
+  fast: it runs whole, and larger images get passes no larger than it (336 px cores).
+- Where that jump sits depends on the CPU (oneDNN picks its blocking from the cache sizes);
+  pass ``max_pixels=`` or ``tile=`` to move it.
 
 Tiling: the LR image is cut into a grid of ``tile x tile`` cores. Each core is run with
 ``overlap`` extra LR pixels of real image on every side (fewer at the image border), and only the
 core's part of the output is kept. When the network's receptive field reaches no further than
-``overlap`` LR pixels, the result equals whole-image inference (up to float rounding; tested).
-SRResNet's receptive field is wider (about 40 LR pixels), so its tiles are not bit-equal to the
-whole image, but far inside 1/255: with ``overlap=16`` a (randomly initialised) SRResNet differed
-by at most 0.0004/255, with ``overlap=8`` by 0.43/255. Raise ``overlap`` to shrink the difference.
+``overlap`` LR pixels, the result equals whole-image inference up to float rounding (tested: at
+most 1 float32 ulp). ``overlap=None`` (the default) uses :func:`receptive_field`, measured on the
+network itself: 40 LR px for the paper's SRResNet, 7 for VDSR (20 layers, x4), 12 and 3 for the
+quick presets' SRResNet and VDSR. A smaller overlap leaves visible-in-numbers seams: the paper
+SRResNet (random weights) differed from the whole image by up to 1.3e-6 with the old overlap 16.
 """
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
+import weakref
 
 import numpy as np
 import torch
+from torch import nn
+from torch.func import functional_call
 
 from course_sr.utils import convert_image
 
 BYTES_PER_LR_PIXEL = 32 * 1024
-CPU_MAX_PIXELS = 512 * 512
+CPU_MAX_PIXELS = 416 * 416         # LR px per pass at x4 (scaled for x2, x8): measured, module docstring
 MIN_TILE = 32
+FALLBACK_OVERLAP = 64              # when the receptive field is unbounded or cannot be probed
+PROBE_RADII = (64, 256)            # strip half-lengths (LR px) tried by receptive_field
 OUTPUT_RANGES = ("[-1, 1]", "[0, 1]")
 
 
-def pixel_budget(device: torch.device) -> int:
+def pixel_budget(device: torch.device, scale: int = 4) -> int:
     """LR pixels one forward pass may hold (batch included): the tile rule of the module docstring."""
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return max(MIN_TILE * MIN_TILE, int(0.5 * free / BYTES_PER_LR_PIXEL))
-    return CPU_MAX_PIXELS
+    return max(MIN_TILE * MIN_TILE, CPU_MAX_PIXELS * 16 // (scale * scale))   # same HR area at any scale
+
+
+# --------------------------------------------------------------------------------------
+# Receptive field: the overlap that makes tiles exact
+# --------------------------------------------------------------------------------------
+_RECEPTIVE_FIELDS: "weakref.WeakKeyDictionary[nn.Module, dict[int, int | None]]" = weakref.WeakKeyDictionary()
+
+
+def receptive_field(model: nn.Module, channels: int = 3) -> int | None:
+    """LR pixels of context an output pixel can depend on, beyond its own LR pixel: the smallest
+    ``overlap`` for which tiles equal the whole image (module docstring). ``None`` when unbounded
+    (a global operation such as InstanceNorm or attention pooling: no overlap makes tiles exact).
+
+    Measured on the network itself, not on its weights: one NaN LR pixel is put in the middle of a
+    zero strip (1 px thick) along each axis and the network is run on a float32 copy of its
+    weights on the CPU. A NaN reaches every output that depends on it whatever the weights are
+    (``0 * nan`` is nan; convolutions, ReLU, PReLU, tanh, BatchNorm in eval mode, pixel shuffle
+    and interpolation all pass it on), so the NaN footprint in the output is the dependency cone
+    for every weight value the network could be trained to (a convolution algorithm that mixes
+    neighbours, like Winograd, could only widen it: a safe overestimate). The strip grows
+    (``PROBE_RADII``) until the footprint stays inside it. Paper SRResNet x4: 40 (a 9x9 and 34 3x3
+    convs at LR, one 3x3 at 2x, a 9x9 at 4x); VDSR (20 layers, x4): 7 (20 3x3 convs at 4x,
+    after a bicubic x4 that reaches 2 LR px). Tests check these against a count by hand and a
+    gradient probe. ``channels``: the network's input channels. Cached per model object (it
+    does not change when the weights do). Raises ValueError, naming the network, when it cannot
+    run on such a strip.
+    """
+    cache = _RECEPTIVE_FIELDS.setdefault(model, {})
+    if channels not in cache:
+        scale, _ = _model_contract(model)
+        state = {name: t.detach().to("cpu", torch.float32 if t.is_floating_point() else t.dtype)
+                 for name, t in [*model.named_parameters(), *model.named_buffers()]}
+        was_training = model.training
+        model.eval()                                  # BatchNorm: running statistics, per pixel
+        try:
+            with torch.no_grad():
+                for radius in PROBE_RADII:
+                    reach = [_nan_reach(model, state, channels, scale, radius, vertical)
+                             for vertical in (False, True)]
+                    if None not in reach:
+                        cache[channels] = max(reach)
+                        break
+                else:
+                    cache[channels] = None
+        finally:
+            model.train(was_training)
+    return cache[channels]
+
+
+def _nan_reach(model, state, channels: int, scale: int, radius: int, vertical: bool) -> int | None:
+    """LR reach of one NaN pixel along one axis, or None when it touches the strip's ends."""
+    length = 2 * radius + 1
+    strip = torch.zeros(1, channels, 1, length)
+    strip[..., radius] = math.nan                     # (1, C, 1, 2r+1), NaN in the middle
+    try:
+        out = functional_call(model, state, (strip.transpose(2, 3) if vertical else strip,))
+    except Exception as err:                          # any network-specific failure, reported once
+        raise ValueError(f"receptive_field: cannot probe {type(model).__name__} on a 1 x {length} LR strip "
+                         f"({type(err).__name__}: {err}); pass overlap= explicitly") from err
+    out = out.transpose(2, 3) if vertical else out
+    if out.ndim != 4 or out.shape[-1] != length * scale:
+        raise ValueError(f"receptive_field: {type(model).__name__} (scale {scale}) turned a 1 x {length} LR "
+                         f"strip into {tuple(out.shape)}; pass overlap= explicitly")
+    hit = out.isnan().flatten(0, 2).any(0).nonzero().flatten()   # output columns the NaN reached
+    if hit.numel() == 0:
+        return 0
+    first, last = int(hit[0]), int(hit[-1])
+    if first == 0 or last == length * scale - 1:
+        return None                                   # may reach further: probe a wider strip
+    # Output column X lies in LR column X // scale; the NaN at LR column `radius` reaches LR
+    # columns up to `last // scale` (so a core's left edge needs that much context) and down to
+    # `first // scale` (its right edge).
+    return max(last // scale - radius, radius - first // scale)
+
+
+def default_overlap(model: nn.Module, channels: int = 3) -> int:
+    """``receptive_field(model)``, or ``FALLBACK_OVERLAP`` with a warning when it is unbounded or
+    cannot be probed (tiles then differ from the whole image)."""
+    try:
+        rf = receptive_field(model, channels)
+    except ValueError as err:
+        warnings.warn(f"super_resolve: {err}; tiling with overlap={FALLBACK_OVERLAP}, which may leave seams")
+        return FALLBACK_OVERLAP
+    if rf is None:
+        warnings.warn(f"super_resolve: {type(model).__name__} has an unbounded receptive field (a global "
+                      f"operation such as InstanceNorm), so tiles differ from the whole image; tiling with "
+                      f"overlap={FALLBACK_OVERLAP} (pass a tile larger than the image to run it whole)")
+        return FALLBACK_OVERLAP
+    return rf
+
+
+def _check_tiling(tile, overlap, max_pixels) -> None:
+    def is_int(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    if tile is not None and not (is_int(tile) and tile >= 1):
+        raise ValueError(f"super_resolve: tile must be a whole number of LR pixels >= 1 "
+                         f"(or None: automatic), got tile={tile!r}")
+    if overlap is not None and not (is_int(overlap) and overlap >= 0):
+        raise ValueError(f"super_resolve: overlap must be a whole number of LR pixels >= 0 "
+                         f"(or None: the network's receptive field), got overlap={overlap!r}")
+    if tile is not None and overlap is not None and overlap >= tile:
+        raise ValueError(f"super_resolve: overlap={overlap} must be smaller than tile={tile} (each tile "
+                         "would compute more context than output); raise tile or lower overlap")
+    if max_pixels is not None and not (is_int(max_pixels) and max_pixels >= 1):
+        raise ValueError(f"super_resolve: max_pixels must be a whole number >= 1, got max_pixels={max_pixels!r}")
 
 
 def _check_input(lr) -> None:
@@ -58,6 +189,8 @@ def _check_input(lr) -> None:
     if min(lr.shape) < 1:
         raise ValueError(f"super_resolve: lr has an empty dimension: shape {tuple(lr.shape)}")
     lo, hi = (v.item() for v in torch.aminmax(lr))          # one pass
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError("super_resolve: lr contains NaN or infinite values")
     if lo < -1e-3 or hi > 1 + 1e-3:
         raise ValueError(f"super_resolve: lr must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
                          "(convert with convert_image first)")
@@ -81,7 +214,7 @@ def _autocast_dtype(half, device: torch.device):
     return choices[half]
 
 
-def super_resolve(model, lr: torch.Tensor, tile: int | None = None, overlap: int = 16, device=None,
+def super_resolve(model, lr: torch.Tensor, tile: int | None = None, overlap: int | None = None, device=None,
                   half=False, max_pixels: int | None = None) -> torch.Tensor:
     """Super-resolve ``lr`` with ``model``; whole image when it fits, else blended tiles.
 
@@ -92,8 +225,9 @@ def super_resolve(model, lr: torch.Tensor, tile: int | None = None, overlap: int
         lr: float tensor in [0, 1], ``(C, H, W)`` or ``(N, C, H, W)``, on any device.
         tile: LR side of the tiles' cores; ``None`` chooses by the tile rule (module docstring).
             An image no larger than ``tile`` in both sides runs whole.
-        overlap: LR pixels of context added around each core (kept >= the receptive-field radius
-            for exact equality with whole-image inference).
+        overlap: LR pixels of context added around each core; ``None`` (default) means the
+            network's :func:`receptive_field`, so that tiles equal the whole image. Must be
+            smaller than ``tile`` when both are given.
         device: where the model runs; ``None`` means the model's own device. A given device
             moves the model there (``model.to(device)``).
         half: ``True``/``'fp16'`` or ``'bf16'`` for autocast on CUDA (ignored, with a warning, on CPU).
@@ -105,8 +239,7 @@ def super_resolve(model, lr: torch.Tensor, tile: int | None = None, overlap: int
     """
     _check_input(lr)
     scale, out_range = _model_contract(model)
-    if overlap < 0 or (tile is not None and tile < 1):
-        raise ValueError(f"super_resolve: need tile >= 1 and overlap >= 0, got tile={tile}, overlap={overlap}")
+    _check_tiling(tile, overlap, max_pixels)
     if device is not None:
         device = torch.device(device)
         model.to(device)
@@ -118,9 +251,12 @@ def super_resolve(model, lr: torch.Tensor, tile: int | None = None, overlap: int
     batch = lr if lr.ndim == 4 else lr.unsqueeze(0)
     n, _, h, w = batch.shape
     if tile is None:
-        budget = max_pixels or pixel_budget(device)
+        budget = max_pixels or pixel_budget(device, scale)
         if n * h * w > budget:
+            overlap = default_overlap(model, lr.shape[-3]) if overlap is None else overlap
             tile = max(MIN_TILE, math.isqrt(budget // n) - 2 * overlap)
+    if overlap is None and tile is not None and (h > tile or w > tile):
+        overlap = default_overlap(model, lr.shape[-3])     # probed only when tiles are cut
 
     was_training = model.training
     model.eval()
@@ -135,6 +271,7 @@ def super_resolve(model, lr: torch.Tensor, tile: int | None = None, overlap: int
                     tile = (tile or max(h, w)) // 2
                     if tile < MIN_TILE:
                         raise
+                    overlap = default_overlap(model, lr.shape[-3]) if overlap is None else overlap
                     if device.type == "cuda":
                         torch.cuda.empty_cache()
                     warnings.warn(f"super_resolve: out of memory; retrying with {tile} px tiles")
@@ -175,12 +312,12 @@ def _tiled(model, lr, tile, overlap, device, dtype, scale, out_range) -> torch.T
 
 
 def super_resolve_uint8(model, image: np.ndarray, tile: int | None = None, device=None,
-                        half: bool = False) -> np.ndarray:
+                        half: bool = False, overlap: int | None = None) -> np.ndarray:
     """uint8 ``(H, W)`` or ``(H, W, 3)`` -> uint8 ``(H*s, W*s, 3)``: :func:`super_resolve` with
     its output rounded to 8 bits, as a saved image has it (and as SR papers score it). A gray
     image goes through the network as RGB (networks take 3 channels)."""
     rgb = np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
     lr = convert_image(torch.from_numpy(np.array(rgb)).permute(2, 0, 1), "[0, 255]", "[0, 1]")  # copy: writable
-    sr = super_resolve(model, lr, tile=tile, device=device, half=half)          # (3, sH, sW) in [0, 1]
+    sr = super_resolve(model, lr, tile=tile, overlap=overlap, device=device, half=half)  # (3, sH, sW) in [0, 1]
     sr = convert_image(sr.detach().float().cpu(), "[0, 1]", "[0, 255]").round().clamp(0, 255)
     return sr.to(torch.uint8).permute(1, 2, 0).numpy()

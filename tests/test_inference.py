@@ -1,11 +1,18 @@
-"""super_resolve: shapes, ranges, eval mode, tiles equal to the whole image, bad input."""
+"""super_resolve: shapes, ranges, eval mode, tiles equal to the whole image, receptive fields,
+bad input."""
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 from torch import nn
 
-from course_sr.inference import super_resolve
+from course_sr import inference
+from course_sr.config import get_config
+from course_sr.cyclesr_nets import VDSR
+from course_sr.inference import receptive_field, super_resolve
+from course_sr.models import Generator, build_generator
 
 
 class TinySR(nn.Module):
@@ -122,9 +129,181 @@ class WrongScale(TinySR):
     (TinySR(), [[0.0]], {}, TypeError, "tensor"),
     (NoContract(), torch.rand(3, 8, 8), {}, ValueError, "output_range"),
     (WrongScale(), torch.rand(3, 8, 8), {}, ValueError, "expected"),
-    (TinySR(), torch.rand(3, 8, 8), {"overlap": -1}, ValueError, "overlap"),
+    (TinySR(), torch.rand(3, 8, 8), {"overlap": -1}, ValueError, "overlap=-1"),
+    (TinySR(), torch.rand(3, 8, 8), {"overlap": 2.5}, ValueError, "overlap=2.5"),
+    (TinySR(), torch.rand(3, 8, 8), {"tile": 0}, ValueError, "tile=0"),
+    (TinySR(), torch.rand(3, 8, 8), {"tile": -4}, ValueError, "tile=-4"),
+    (TinySR(), torch.rand(3, 8, 8), {"tile": 4, "overlap": 4}, ValueError, "overlap=4 must be smaller than tile=4"),
+    (TinySR(), torch.rand(3, 8, 8), {"tile": 4, "overlap": 9}, ValueError, "overlap=9 must be smaller than tile=4"),
+    (TinySR(), torch.rand(3, 8, 8), {"max_pixels": 0}, ValueError, "max_pixels=0"),
+    (TinySR(), torch.full((3, 8, 8), math.nan), {}, ValueError, "NaN"),
     (TinySR(), torch.rand(3, 8, 8), {"half": "int8"}, ValueError, "half"),
 ])
 def test_bad_input(model, lr, kwargs, error, match):
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match) as info:
         super_resolve(model.eval(), lr, **kwargs)
+    assert "\n" not in str(info.value)                    # one line
+
+
+# --------------------------------------------------------------------------------------
+# Receptive field: the default overlap that makes tiles equal the whole image
+# --------------------------------------------------------------------------------------
+def conv(k):
+    """Backward step through a "same" k x k conv: output interval -> input interval."""
+    return lambda a, b: (a - k // 2, b + k // 2)
+
+
+def shuffle2(a, b):
+    """Backward through PixelShuffle(2): an output row at 2x comes from row // 2."""
+    return a // 2, b // 2
+
+
+def bicubic(s):
+    """Backward through bicubic x s (align_corners=False): taps floor(src) - 1 .. floor(src) + 2."""
+    return lambda a, b: (math.floor((a + 0.5) / s - 0.5) - 1, math.floor((b + 0.5) / s - 0.5) + 2)
+
+
+def reach(steps_from_output, scale):
+    """The receptive field by hand: walk each output phase of LR pixel 0 back to the LR input."""
+    worst = 0
+    for x in range(scale):
+        a, b = x, x
+        for step in steps_from_output:
+            a, b = step(a, b)
+        worst = max(worst, -a, b)
+    return worst
+
+
+def srresnet_steps(large=9, small=3, n_blocks=16, scale=4, **_):
+    ups = int(math.log2(scale))
+    return [conv(large)] + [f for _ in range(ups) for f in (shuffle2, conv(small))] + \
+        [conv(small)] * (2 * n_blocks + 1) + [conv(large)]
+
+
+def vdsr_steps(n_layers=20, scale=4):
+    return [conv(3)] * n_layers + [bicubic(scale)]
+
+
+SRRESNETS = [dict(), dict(scale=2), dict(scale=8), dict(n_blocks=2), dict(n_blocks=5, small=5, large=7),
+             dict(n_blocks=1, small=1, large=3, scale=2)]
+
+
+def small_srresnet(large=9, small=3, n_blocks=16, scale=4, channels=4):
+    return Generator(get_config(None, large_kernel_size=large, small_kernel_size=small, n_blocks=n_blocks,
+                                scaling_factor=scale, n_channels=channels))
+
+
+@pytest.mark.parametrize("sizes", SRRESNETS, ids=str)
+def test_receptive_field_of_srresnet(sizes):
+    # the channels do not change the receptive field; the kernels, blocks and scale do
+    assert receptive_field(small_srresnet(**sizes)) == reach(srresnet_steps(**sizes), sizes.get("scale", 4))
+
+
+def test_receptive_field_of_the_paper_srresnet_is_40():
+    assert receptive_field(Generator(get_config())) == reach(srresnet_steps(), 4) == 40
+
+
+@pytest.mark.parametrize("n_layers, scale", [(20, 4), (5, 4), (3, 2), (2, 8)])
+def test_receptive_field_of_vdsr(n_layers, scale):
+    vdsr = VDSR(get_config(None, SR_nb=n_layers, SR_nf=4, scaling_factor=scale))
+    # weight-independent: VDSR's last conv starts at zero, yet its reach counts
+    assert receptive_field(vdsr) == reach(vdsr_steps(n_layers, scale), scale)
+
+
+@pytest.mark.parametrize("preset", ["quick", "cyclesr-quick"])
+def test_receptive_field_of_the_quick_networks(preset):
+    cfg = get_config(preset)
+    assert receptive_field(build_generator(cfg, "srresnet")) == reach(
+        srresnet_steps(cfg.large_kernel_size, cfg.small_kernel_size, cfg.n_blocks, cfg.scaling_factor), 4)
+    assert receptive_field(build_generator(cfg, "vdsr")) == reach(vdsr_steps(cfg.SR_nb, cfg.scaling_factor), 4)
+
+
+def gradient_reach(model, size=41):
+    """The receptive field measured by autograd (float64): which LR pixels the outputs of the
+    central LR pixel depend on, whatever the route."""
+    model = model.double().eval()
+    lr = torch.rand(1, 3, size, size, dtype=torch.float64, generator=torch.Generator().manual_seed(3),
+                    requires_grad=True)
+    s, c = model.scale, size // 2
+    model(lr)[:, :, c * s:(c + 1) * s, c * s:(c + 1) * s].sum().backward()
+    rows, cols = (lr.grad[0].abs().sum(0) > 0).nonzero().unbind(1)
+    assert rows.min() > 0 and cols.min() > 0 and rows.max() < size - 1   # the probe was wide enough
+    return max(c - rows.min(), rows.max() - c, c - cols.min(), cols.max() - c).item()
+
+
+@pytest.mark.parametrize("make, size", [
+    (lambda: small_srresnet(n_blocks=2), 41),
+    (lambda: small_srresnet(n_blocks=3, small=5, large=7, scale=2), 61),
+    (lambda: VDSR(get_config(None, SR_nb=6, SR_nf=8)), 21),
+    (lambda: TinySR(scale=3), 11),
+], ids=["srresnet", "srresnet-k5", "vdsr", "tiny"])
+def test_receptive_field_matches_a_gradient_probe(make, size):
+    model = make()
+    if isinstance(model, VDSR):
+        nn.init.normal_(model.body[-1].weight, std=0.1)    # let the residual branch depend on its input
+    assert receptive_field(model) == gradient_reach(model, size)
+
+
+def test_receptive_field_is_cached_per_model_and_restores_mode():
+    model = TinySR()                                       # train mode
+    assert receptive_field(model) == 2
+    assert model.training
+    calls = len(model.calls)
+    assert receptive_field(model) == 2 and len(model.calls) == calls   # no second probe
+
+
+def test_unbounded_receptive_field_warns_when_tiling():
+    vdsr = VDSR(get_config(None, SR_nb=3, SR_nf=4, SR_norm_type="instance"))   # per-image statistics
+    assert receptive_field(vdsr) is None
+    with pytest.warns(UserWarning, match="unbounded receptive field"):
+        super_resolve(vdsr, _lr(3, 20, 20), tile=8)
+
+
+def test_a_network_that_cannot_be_probed_falls_back_only_when_tiling():
+    class NoStrips(TinySR):
+        def forward(self, x):
+            if min(x.shape[-2:]) < 2:
+                raise RuntimeError("needs 2 px")
+            return super().forward(x)
+
+    model = NoStrips().eval()
+    super_resolve(model, _lr(3, 20, 20))                   # fits in one pass: nothing probed, no warning
+    with pytest.warns(UserWarning, match=f"overlap={inference.FALLBACK_OVERLAP}"):
+        super_resolve(model, _lr(3, 20, 20), tile=8)
+    with pytest.raises(ValueError, match="cannot probe NoStrips"):
+        receptive_field(model)
+
+
+def count_forwards(model):
+    calls = []
+    model.register_forward_pre_hook(lambda _m, args: calls.append(tuple(args[0].shape)))
+    return calls
+
+
+def equality_net(name):
+    """(network, an overlap too short for it): paper kernels and depth, few channels (cheap)."""
+    torch.manual_seed(0)
+    if name == "srresnet":                                 # receptive field 40; 16 was the old default
+        return Generator(get_config(None, n_channels=4)).eval(), 16
+    vdsr = VDSR(get_config(None, SR_nf=4)).eval()          # 20 layers: receptive field 7
+    for m in vdsr.modules():                               # keep the signal alive through 20 layers,
+        if isinstance(m, nn.Conv2d):                       # so that far pixels visibly matter
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    nn.init.normal_(vdsr.body[-1].weight, std=0.05)
+    return vdsr, 5
+
+
+@pytest.mark.parametrize("name", ["srresnet", "vdsr"])
+def test_default_tiles_equal_the_whole_image(name):
+    model, too_short = equality_net(name)
+    side = math.isqrt(inference.pixel_budget(torch.device("cpu"), model.scale))
+    lr = _lr(3, side + 9, side + 5, seed=4)               # more LR px than one CPU pass holds
+    whole = super_resolve(model, lr, tile=max(lr.shape))
+    receptive_field(model)                                 # probed (on strips) and cached before counting
+    calls = count_forwards(model)
+    tiled = super_resolve(model, lr)                       # the default tile and overlap
+    assert len(calls) == 4                                 # 2 x 2 tiles
+    assert ((whole > 0.02) & (whole < 0.98)).float().mean() > 0.5   # not saturated by the clamp
+    assert (tiled - whole).abs().max() <= 1e-6             # float32 rounding only
+    # the comparison can fail: an overlap below the receptive field shows
+    assert (super_resolve(model, lr, overlap=too_short) - whole).abs().max() > 1e-6
