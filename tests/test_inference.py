@@ -90,6 +90,26 @@ def test_automatic_tiles_from_pixel_budget():
     assert (tiled - whole).abs().max() <= 1e-5
 
 
+@pytest.mark.parametrize("h, w, n, budget, overlap", [
+    (339, 510, 1, 384 * 384, 40), (480, 640, 1, 384 * 384, 40), (750, 1000, 2, 384 * 384, 40),
+    (70, 90, 1, 60 * 60, 4), (1356, 2040, 1, 200_000, 12), (33, 500, 1, 2000, 3)])
+def test_tile_grid_is_the_cheapest_grid_within_the_budget(h, w, n, budget, overlap):
+    th, tw = inference.tile_grid(h, w, n, budget, overlap)
+    # every pass, context included, fits the budget
+    assert n * min(h, th + 2 * overlap) * min(w, tw + 2 * overlap) <= budget
+    cost = inference.computed_pixels(h, w, (th, tw), overlap)
+    # no other grid of cores at least MIN_TILE that fits computes fewer pixels
+    for oh in range(inference.MIN_TILE, h + 1):
+        for ow in range(inference.MIN_TILE, w + 1, 7):
+            if n * min(h, oh + 2 * overlap) * min(w, ow + 2 * overlap) <= budget and (oh, ow) != (h, w):
+                assert inference.computed_pixels(h, w, (oh, ow), overlap) >= cost
+
+
+def test_tile_grid_for_div2k_valid_and_small_images():
+    assert inference.tile_grid(339, 510, 1, inference.CPU_MAX_PIXELS, 40) == (339, 255)   # 2 passes
+    assert inference.tile_grid(128, 128, 1, inference.CPU_MAX_PIXELS, 40) is None        # whole
+
+
 def test_out_of_memory_retries_with_smaller_tiles():
     class Picky(TinySR):
         def forward(self, x):
@@ -302,7 +322,8 @@ def test_default_tiles_equal_the_whole_image(name):
     receptive_field(model)                                 # probed (on strips) and cached before counting
     calls = count_forwards(model)
     tiled = super_resolve(model, lr)                       # the default tile and overlap
-    assert len(calls) == 4                                 # 2 x 2 tiles
+    budget = inference.pixel_budget(torch.device("cpu"), model.scale)
+    assert len(calls) > 1 and all(h * w <= budget for _, _, h, w in calls)
     assert ((whole > 0.02) & (whole < 0.98)).float().mean() > 0.5   # not saturated by the clamp
     assert (tiled - whole).abs().max() <= 1e-6             # float32 rounding only
     # the comparison can fail: an overlap below the receptive field shows
