@@ -19,11 +19,12 @@ pixels computed per LR pixel of the image (the overlap's extra work), and the la
 difference from the whole-image output (SR in [0, 1], float32). Last stdout line: one JSON object.
 
     python benchmarks/bench_tiling.py            # 340x226 LR, tiles 128 and 256: ~6 CPU-minutes
-    python benchmarks/bench_tiling.py --sizes 510x339 --tiles 96 128 192 256 320 384 480  # README
+    python benchmarks/bench_tiling.py --sizes 510x339 --tiles 128 256 --rounds 1   # README
     python benchmarks/bench_tiling.py --sizes 640x480 --tiles --rounds 1   # the old 480 px tiles
 
-The README figures come from the last two (about 2 h of wall clock on the shared 2-core machine:
-a pass above the slow-down costs ~5x per pixel, so the larger image is slow by design).
+The README figures come from the second (about 6 min of wall clock on the shared 2-core machine;
+it ran with ``CPU_MAX_PIXELS`` at 384 x 384, so its "kit default" row is that budget's 2 passes).
+The third is slow by design (a pass above the slow-down costs ~10x per pixel): not run yet.
 """
 from __future__ import annotations
 

@@ -10,9 +10,11 @@ The tile rule (``tile=None``):
   half of the free GPU memory divided by ``BYTES_PER_LR_PIXEL`` (32 KiB: about 2.3 x the peak
   memory of SRResNet at x4 in float32, measured at 14 KiB per LR pixel on CPU); on CPU,
   ``CPU_MAX_PIXELS`` (416 x 416 at x4, and the same HR area at x2 and x8).
-- ``N x H x W`` within budget -> one pass. Otherwise square tiles of side
-  ``sqrt(budget / N) - 2 * overlap`` (at least ``MIN_TILE``): on CPU at x4, 336 px cores for
-  the paper SRResNet (overlap 40).
+- ``N x H x W`` within budget -> one pass. Otherwise :func:`tile_grid`: of the grids of equal
+  cores (``th x tw``, each at least ``MIN_TILE``) whose passes, context included, fit the budget,
+  the one that computes the fewest LR pixels (the overlap is computed twice). On CPU at x4 with
+  the paper SRResNet (overlap 40): 1000 x 750 -> 375 x 250 cores, 1.37 x the image's pixels;
+  DIV2K-train's 2040 x 1356 -> 272 x 408 cores, 1.43 x.
 - On a 15 GB Colab GPU (about 14 GB free) the budget is about 220k LR pixels, so every Set5,
   Set14, B100, Urban100 and DIV2K-valid image at x4 runs whole (the largest, DIV2K-valid's
   510 x 339 = 173k LR pixels, needs about 2.4 GB). If CUDA still runs out of memory, the tile side
@@ -26,14 +28,18 @@ threads; the machine was shared with other jobs, so CPU seconds and ratios, not 
   the last layer (a 9 x 9 conv, 64 -> 3 channels, at 4x) runs oneDNN's im2col + GEMM path, whose
   blocking turns slow between 1800^2 (38 us per HR pixel) and 1900^2 HR pixels (not finished
   after 6 min). The old budget, 512 x 512 (480 px tiles), sat just above that jump.
-- Below it, larger passes win, because the overlap is computed twice: on DIV2K-valid's 510 x 339,
-  256 px tiles run 1.43 x the image's pixels and took 1.2 x the CPU time of the whole image.
+- Below it, fewer computed pixels win: CPU time follows the pixels run, overlap included.
+  DIV2K-valid's 510 x 339 (measured on the shared 2-core CPU, one alternating round, same run):
+  whole 55.1-61.9 CPU s (the old default and the new one: it fits 416 x 416); 2 passes of
+  339 x 255 cores (a 384 x 384 budget: 1.16 x the pixels) 65.4 s, 1.19 x; 256 px tiles
+  (1.43 x) 76.7 s, 1.39 x; 128 px tiles (2.17 x) 117.0 s, 2.12 x. Tiles with overlap 40 differed
+  from the whole image by at most 1.19e-7 (one float32 ulp at 1.0).
 - 416 x 416 is the pass size of DIV2K-valid's largest image, the largest of the course, measured
-  fast: it runs whole, and larger images get passes no larger than it (336 px cores).
+  fast: it runs whole, and larger images get passes no larger than it (:func:`tile_grid`).
 - Where that jump sits depends on the CPU (oneDNN picks its blocking from the cache sizes);
   pass ``max_pixels=`` or ``tile=`` to move it.
 
-Tiling: the LR image is cut into a grid of ``tile x tile`` cores. Each core is run with
+Tiling: the LR image is cut into a grid of ``tile x tile`` cores (``th x tw`` from :func:`tile_grid`). Each core is run with
 ``overlap`` extra LR pixels of real image on every side (fewer at the image border), and only the
 core's part of the output is kept. When the network's receptive field reaches no further than
 ``overlap`` LR pixels, the result equals whole-image inference up to float rounding (tested: at
@@ -54,14 +60,21 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from course_sr.errors import UserError
 from course_sr.utils import convert_image
 
 BYTES_PER_LR_PIXEL = 32 * 1024
-CPU_MAX_PIXELS = 384 * 384         # LR px per pass at x4 (same HR area at x2, x8): measured, module docstring
+CPU_MAX_PIXELS = 416 * 416         # LR px per pass at x4 (same HR area at x2, x8): measured, module docstring
 MIN_TILE = 32
 FALLBACK_OVERLAP = 64              # when the receptive field is unbounded or cannot be probed
 PROBE_RADII = (64, 256)            # strip half-lengths (LR px) tried by receptive_field
 OUTPUT_RANGES = ("[-1, 1]", "[0, 1]")
+
+
+class TilingError(UserError, ValueError):
+    """A ``tile``, ``overlap``, ``max_pixels`` or ``half`` value a user gave (``--tile`` of
+    ``evaluate`` and ``upscale``, a notebook's call) that ``super_resolve`` cannot run with; one
+    line naming the value. Also a ValueError, so existing ``except ValueError`` clauses catch it."""
 
 
 def pixel_budget(device: torch.device, scale: int = 4) -> int:
@@ -86,7 +99,8 @@ def tile_grid(h: int, w: int, n: int, budget: int, overlap: int) -> tuple[int, i
     ``budget`` LR px, else the grid that computes the fewest pixels (the overlap is computed
     twice) among those whose every pass, context included, holds at most ``budget`` px. Cores
     are at least ``MIN_TILE`` px (or the whole side); when no grid fits, ``MIN_TILE`` squares.
-    DIV2K-valid's 510 x 339 with ``CPU_MAX_PIXELS`` and overlap 40: 1 x 2 cores of 339 x 255."""
+    Overlap 40: DIV2K-valid's 510 x 339 runs whole under ``CPU_MAX_PIXELS``; a 384 x 384 budget
+    gives 1 x 2 cores of 339 x 255."""
     if n * h * w <= budget:
         return None
 
@@ -198,16 +212,16 @@ def _check_tiling(tile, overlap, max_pixels) -> None:
         return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
     if tile is not None and not (is_int(tile) and tile >= 1):
-        raise ValueError(f"super_resolve: tile must be a whole number of LR pixels >= 1 "
-                         f"(or None: automatic), got tile={tile!r}")
+        raise TilingError(f"super_resolve: tile must be a whole number of LR pixels >= 1 "
+                          f"(or None: automatic), got tile={tile!r}")
     if overlap is not None and not (is_int(overlap) and overlap >= 0):
-        raise ValueError(f"super_resolve: overlap must be a whole number of LR pixels >= 0 "
-                         f"(or None: the network's receptive field), got overlap={overlap!r}")
+        raise TilingError(f"super_resolve: overlap must be a whole number of LR pixels >= 0 "
+                          f"(or None: the network's receptive field), got overlap={overlap!r}")
     if tile is not None and overlap is not None and overlap >= tile:
-        raise ValueError(f"super_resolve: overlap={overlap} must be smaller than tile={tile} (each tile "
-                         "would compute more context than output); raise tile or lower overlap")
+        raise TilingError(f"super_resolve: overlap={overlap} must be smaller than tile={tile} (each tile "
+                          "would compute more context than output); raise tile or lower overlap")
     if max_pixels is not None and not (is_int(max_pixels) and max_pixels >= 1):
-        raise ValueError(f"super_resolve: max_pixels must be a whole number >= 1, got max_pixels={max_pixels!r}")
+        raise TilingError(f"super_resolve: max_pixels must be a whole number >= 1, got max_pixels={max_pixels!r}")
 
 
 def _check_input(lr) -> None:
@@ -239,7 +253,7 @@ def _model_contract(model) -> tuple[int, str]:
 def _autocast_dtype(half, device: torch.device):
     choices = {False: None, None: None, True: torch.float16, "fp16": torch.float16, "bf16": torch.bfloat16}
     if half not in choices:
-        raise ValueError(f"super_resolve: half must be False, True, 'fp16' or 'bf16', got {half!r}")
+        raise TilingError(f"super_resolve: half must be False, True, 'fp16' or 'bf16', got {half!r}")
     if choices[half] is not None and device.type != "cuda":
         warnings.warn(f"super_resolve: half precision is for CUDA only; running float32 on {device}")
         return None

@@ -11,7 +11,8 @@ from torch import nn
 from course_sr import inference
 from course_sr.config import get_config
 from course_sr.cyclesr_nets import VDSR
-from course_sr.inference import receptive_field, super_resolve
+from course_sr.errors import UserError
+from course_sr.inference import TilingError, receptive_field, super_resolve
 from course_sr.models import Generator, build_generator
 
 
@@ -106,7 +107,9 @@ def test_tile_grid_is_the_cheapest_grid_within_the_budget(h, w, n, budget, overl
 
 
 def test_tile_grid_for_div2k_valid_and_small_images():
-    assert inference.tile_grid(339, 510, 1, inference.CPU_MAX_PIXELS, 40) == (339, 255)   # 2 passes
+    assert inference.tile_grid(339, 510, 1, inference.CPU_MAX_PIXELS, 40) is None        # whole
+    assert inference.tile_grid(339, 510, 1, 384 * 384, 40) == (339, 255)                # 2 passes
+    assert inference.tile_grid(750, 1000, 1, inference.CPU_MAX_PIXELS, 40) == (375, 250)
     assert inference.tile_grid(128, 128, 1, inference.CPU_MAX_PIXELS, 40) is None        # whole
 
 
@@ -149,20 +152,22 @@ class WrongScale(TinySR):
     (TinySR(), [[0.0]], {}, TypeError, "tensor"),
     (NoContract(), torch.rand(3, 8, 8), {}, ValueError, "output_range"),
     (WrongScale(), torch.rand(3, 8, 8), {}, ValueError, "expected"),
-    (TinySR(), torch.rand(3, 8, 8), {"overlap": -1}, ValueError, "overlap=-1"),
-    (TinySR(), torch.rand(3, 8, 8), {"overlap": 2.5}, ValueError, "overlap=2.5"),
-    (TinySR(), torch.rand(3, 8, 8), {"tile": 0}, ValueError, "tile=0"),
-    (TinySR(), torch.rand(3, 8, 8), {"tile": -4}, ValueError, "tile=-4"),
-    (TinySR(), torch.rand(3, 8, 8), {"tile": 4, "overlap": 4}, ValueError, "overlap=4 must be smaller than tile=4"),
-    (TinySR(), torch.rand(3, 8, 8), {"tile": 4, "overlap": 9}, ValueError, "overlap=9 must be smaller than tile=4"),
-    (TinySR(), torch.rand(3, 8, 8), {"max_pixels": 0}, ValueError, "max_pixels=0"),
+    (TinySR(), torch.rand(3, 8, 8), {"overlap": -1}, TilingError, "overlap=-1"),
+    (TinySR(), torch.rand(3, 8, 8), {"overlap": 2.5}, TilingError, "overlap=2.5"),
+    (TinySR(), torch.rand(3, 8, 8), {"tile": 0}, TilingError, "tile=0"),
+    (TinySR(), torch.rand(3, 8, 8), {"tile": -4}, TilingError, "tile=-4"),
+    (TinySR(), torch.rand(3, 8, 8), {"tile": 4, "overlap": 4}, TilingError, "overlap=4 must be smaller than tile=4"),
+    (TinySR(), torch.rand(3, 8, 8), {"tile": 4, "overlap": 9}, TilingError, "overlap=9 must be smaller than tile=4"),
+    (TinySR(), torch.rand(3, 8, 8), {"max_pixels": 0}, TilingError, "max_pixels=0"),
     (TinySR(), torch.full((3, 8, 8), math.nan), {}, ValueError, "NaN"),
-    (TinySR(), torch.rand(3, 8, 8), {"half": "int8"}, ValueError, "half"),
+    (TinySR(), torch.rand(3, 8, 8), {"half": "int8"}, TilingError, "half"),
 ])
 def test_bad_input(model, lr, kwargs, error, match):
     with pytest.raises(error, match=match) as info:
         super_resolve(model.eval(), lr, **kwargs)
     assert "\n" not in str(info.value)                    # one line
+    if error is TilingError:                              # a user's value: shown as one line by the CLI
+        assert isinstance(info.value, UserError) and isinstance(info.value, ValueError)
 
 
 # --------------------------------------------------------------------------------------
