@@ -32,20 +32,33 @@ How it stays safe on a flaky Colab connection:
 3. Extraction writes into a hidden sibling ``.<folder>.partial`` and renames it into place only
    when every file is written, with a marker ``.course_sr_complete.json`` (archive name and
    sha256) inside. Because the marker moves with the folder in one rename, a folder either has
-   it and is complete, or does not exist yet. Members with absolute paths, ``..`` or links are
-   refused. A complete folder is skipped on the next run, without touching the network.
+   it and is complete, or does not exist yet. A complete folder is skipped on the next run,
+   without touching the network.
+4. Before anything is written, every member is checked, and an archive is refused (a
+   ``DownloadError`` naming the archive and the member) for: an absolute path or ``..``; a link
+   or special file (tar links, devices and fifos; zip entries whose Unix mode is a symlink);
+   a name component over 255 bytes; a path that is both a file and a folder; or files that
+   together declare more than the size cap: ``EXPAND_TABLE`` (2) x the table's size, or for a
+   course's own archive (no size in the table) ``EXPAND_OWN`` (10) x the file's own size
+   (``extraction_cap``). The bytes written are counted against the same cap, and no member may
+   write more than it declares. A disk that fills up (while downloading or extracting) stops
+   the run with "disk full" and the file or folder; a failed extraction leaves no partial
+   folder, and folders completed earlier stay as they are.
 
 Only the standard library and tqdm: nothing to install on Colab.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import http.client
 import json
+import math
 import os
 import re
 import shutil
+import stat
 import sys
 import tarfile
 import time
@@ -53,6 +66,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -64,6 +78,9 @@ from course_sr.errors import UserError
 
 MARKER = ".course_sr_complete.json"
 DOWNLOADS = ".downloads"
+EXPAND_TABLE = 2       # extraction cap: this x the table's size of the archive (see extraction_cap)
+EXPAND_OWN = 10        # ... or this x the file's own size for a course's own archive (no size in the table)
+NAME_MAX = 255         # bytes in one file name component (ext4, NTFS, APFS, Google Drive's FUSE)
 
 
 class DownloadError(UserError, RuntimeError):
@@ -243,6 +260,9 @@ def download(
     (True: ``<root>/data_lists``, where training and evaluation look first). Raises
     ``DownloadError`` with the URL or file.
     """
+    if retries < 0 or not timeout > 0:
+        raise DownloadError(f"retries must be >= 0 and timeout > 0 seconds, got retries={retries}, "
+                            f"timeout={timeout}")
     root = Path(root)
     table = list(ARCHIVES if archives is None else archives)
     sums, sums_source = None, ""
@@ -396,12 +416,19 @@ def _request(url: str, part: Path, size: int | None, *, timeout: float, progress
         if size is not None and total is not None and total != size:
             raise DownloadError(f"{url} is {total} bytes but the table expects {size}: the file "
                                 "changed upstream or the URL is wrong")
-        with open(part, mode) as out, tqdm(total=total or size, initial=have, unit="B",
-                                            unit_scale=True, unit_divisor=1024, desc=desc,
-                                            disable=not progress) as bar:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                bar.update(len(chunk))
+        try:
+            with open(part, mode) as out, tqdm(total=total or size, initial=have, unit="B",
+                                                unit_scale=True, unit_divisor=1024, desc=desc,
+                                                disable=not progress) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        except OSError as e:                         # the disk, not the network: no retry helps
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            got = part.stat().st_size if part.exists() else 0
+            raise DownloadError(f"disk full while downloading {url} into {part} ({got:,} bytes so far): "
+                                "free some space and run the same command again to resume") from e
     want = total if total is not None else size
     return want is None or part.stat().st_size == want
 
@@ -529,62 +556,149 @@ def _safe_parts(name: str) -> list[str]:
 
 @dataclass
 class _Member:
+    name: str                                # as the archive spells it (for messages)
     parts: list[str]
     is_dir: bool
+    size: int                                # bytes the archive declares for it (0 for folders)
     open: Callable[[], object] | None        # returns a binary file object; None for folders
 
 
-def _members(path: Path) -> Iterator[_Member]:
-    """Every member of a zip or tar, each checked for path traversal *before* any is yielded."""
+def _zip_kind(info: zipfile.ZipInfo) -> str | None:
+    """What a zip entry is when its Unix mode says it is neither a file nor a folder, else None.
+
+    Zips made on Unix keep ``st_mode`` in the top 16 bits of ``external_attr``; zipfile would
+    write a symbolic link's target out as a small regular file. Zips from Windows leave those
+    bits 0 (DOS attributes only): plain files and folders.
+    """
+    fmt = stat.S_IFMT(info.external_attr >> 16)
+    if fmt in (0, stat.S_IFREG, stat.S_IFDIR):
+        return None
+    return "a symbolic link" if fmt == stat.S_IFLNK else "a special file"
+
+
+@contextmanager
+def _members(path: Path) -> Iterator[list[_Member]]:
+    """Every member of a zip or tar, all checked (path traversal, links) before any is returned."""
     if _is_zip(path):
         with zipfile.ZipFile(path) as z:
-            infos = z.infolist()
-            items = [(_safe_parts(i.filename), i) for i in infos]
-            for parts, info in items:
-                yield _Member(parts, info.is_dir(), None if info.is_dir() else
-                              (lambda info=info: z.open(info)))
+            items = []
+            for info in z.infolist():
+                parts = _safe_parts(info.filename)
+                kind = _zip_kind(info)
+                if kind:
+                    raise DownloadError(f"unsafe member {info.filename!r} of {path}: {kind}; links and "
+                                        "special files are not extracted")
+                items.append(_Member(info.filename, parts, info.is_dir(), 0 if info.is_dir() else info.file_size,
+                                     None if info.is_dir() else (lambda info=info: z.open(info))))
+            yield items
     else:
         with tarfile.open(path) as t:
             items = []
             for m in t.getmembers():
                 parts = _safe_parts(m.name)
                 if not (m.isfile() or m.isdir()):    # symlinks, hard links, devices, fifos
-                    raise DownloadError(f"unsafe member {m.name!r}: links and special files "
+                    raise DownloadError(f"unsafe member {m.name!r} of {path}: links and special files "
                                         "are not extracted")
-                items.append((parts, m))
-            for parts, m in items:
-                yield _Member(parts, m.isdir(), None if m.isdir() else
-                              (lambda m=m: t.extractfile(m)))
+                items.append(_Member(m.name, parts, m.isdir(), m.size if m.isfile() else 0,
+                                     None if m.isdir() else (lambda m=m: t.extractfile(m))))
+            yield items
 
 
 def _copy_member(member: _Member, dest: Path) -> None:
-    """Write one file (its own function so tests can interrupt an extraction here)."""
+    """Write one file, never more than the size its archive declares (its own function so tests
+    can interrupt an extraction here)."""
+    left = member.size
     with member.open() as src, open(dest, "wb") as out:
-        shutil.copyfileobj(src, out, 1 << 20)
+        while block := src.read(min(1 << 20, left + 1)):
+            if len(block) > left:
+                raise DownloadError(f"member {member.name!r} holds more bytes than the {member.size} "
+                                    "its archive declares: a damaged or hostile archive")
+            out.write(block)
+            left -= len(block)
+
+
+def extraction_cap(a: Archive, path: Path) -> tuple[int, str]:
+    """The most bytes extraction may write for ``a`` (read from ``path``), and how it was set.
+
+    A table archive may expand to ``EXPAND_TABLE`` x the size the table gives: its PNGs are
+    already compressed and do not shrink in a zip, and a tar stores files as they are, so its
+    files come to about the archive's size. A course's own archive (no size in the table) may
+    expand to ``EXPAND_OWN`` x its own size: room for uncompressed images deflated 2-3x. Either
+    stops a small archive that declares (or writes) gigabytes of zeros.
+    """
+    if a.size is not None:
+        return EXPAND_TABLE * a.size, f"{EXPAND_TABLE} x the {a.size:,} bytes the table expects"
+    own = path.stat().st_size
+    return EXPAND_OWN * own, f"{EXPAND_OWN} x the archive's own {own:,} bytes"
+
+
+def _plan(a: Archive, path: Path, members: Sequence[_Member], todo, partial) -> list[tuple[_Member, Path, str]]:
+    """``(member, destination, target)`` for every mapped member, refusing what cannot be written whole
+    (names over 255 bytes, a file where a folder must go, or a total over the size cap) before
+    anything is written."""
+    plan, files, dirs = [], set(), set()
+    for m in members:
+        for inner, target in todo:
+            if m.parts[:len(inner)] != inner or len(m.parts) == len(inner):
+                continue
+            rel = tuple(m.parts[len(inner):])
+            long = [p for p in rel if len(os.fsencode(p)) > NAME_MAX]
+            if long:
+                raise DownloadError(f"member {m.name!r} of {path}: the name {long[0][:40]!r}... is "
+                                    f"{len(os.fsencode(long[0]))} bytes, more than the {NAME_MAX} a file "
+                                    "system allows; nothing was extracted")
+            parents = {(target, rel[:i]) for i in range(1, len(rel))}
+            here = (target, rel)
+            clash = next((p for p in parents if p in files), None) or (
+                here if (m.is_dir and here in files) or (not m.is_dir and here in dirs) else None)
+            if clash:
+                raise DownloadError(f"member {m.name!r} of {path}: {'/'.join(clash[1])} is both a file and "
+                                    "a folder in this archive; nothing was extracted")
+            dirs |= parents
+            (dirs if m.is_dir else files).add(here)
+            plan.append((m, partial[target].joinpath(*rel), target))
+    declared = sum(m.size for m, _, _ in plan)
+    cap, why = extraction_cap(a, path)
+    if declared > cap:
+        raise DownloadError(f"{path}: its files would take {declared:,} bytes, over the cap of {cap:,} "
+                            f"({why}): not the expected archive (or a zip bomb); nothing was extracted")
+    return plan
 
 
 def extract(a: Archive, path: Path, root: Path, digest: str, *, progress: bool = True) -> None:
-    """Extract the mapped folders of ``a`` from ``path``, each renamed into place when complete."""
+    """Extract the mapped folders of ``a`` from ``path``, each renamed into place when complete.
+
+    Every layout problem is a ``DownloadError`` naming the member, raised before anything is
+    written where it can be seen beforehand; a failure midway (disk full, a kill) removes the
+    partial folders, and folders completed by earlier runs are never touched.
+    """
     todo = [(inner.split("/"), target) for inner, target in a.folders
             if not _is_complete(root, a, target)]
     partial = {target: (root / target).with_name(f".{Path(target).name}.partial")
                for _, target in todo}
     files = dict.fromkeys(partial, 0)
+    current = ""                                     # the member being written, for messages
     try:
         for p in partial.values():                   # left by a killed run: start clean
             shutil.rmtree(p, ignore_errors=True)
             p.mkdir(parents=True)
-        for m in tqdm(_members(path), desc=f"extract {a.name}", unit="file", disable=not progress):
-            for inner, target in todo:
-                if m.parts[:len(inner)] != inner or len(m.parts) == len(inner):
-                    continue
-                dest = partial[target].joinpath(*m.parts[len(inner):])
+        with _members(path) as members:
+            plan = _plan(a, path, members, todo, partial)
+            cap, why = extraction_cap(a, path)
+            written = 0
+            for m, dest, target in tqdm(plan, desc=f"extract {a.name}", unit="file", disable=not progress):
+                current = m.name
                 if m.is_dir:
                     dest.mkdir(parents=True, exist_ok=True)
-                else:
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    _copy_member(m, dest)
-                    files[target] += 1
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                _copy_member(m, dest)
+                written += dest.stat().st_size
+                if written > cap:
+                    raise DownloadError(f"{path}: extraction wrote {written:,} bytes, over the cap of "
+                                        f"{cap:,} ({why}): not the expected archive; nothing was extracted")
+                files[target] += 1
+        current = ""
         empty = [inner for inner, target in todo if not files[target]]
         if empty:
             raise DownloadError(f"{path} holds no files under {', '.join('/'.join(e) for e in empty)}"
@@ -597,6 +711,15 @@ def extract(a: Archive, path: Path, root: Path, digest: str, *, progress: bool =
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as e:
         _remove(partial.values(), root)
         raise DownloadError(f"{path} ({a.url}) is corrupt: {type(e).__name__}: {e}") from e
+    except OSError as e:
+        _remove(partial.values(), root)
+        targets = ", ".join(str(root / t) for _, t in todo)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DownloadError(f"disk full while extracting {a.name} into {targets}: free some space and "
+                                "run the same command again (nothing was extracted)") from e
+        what = f"member {current!r} of {path}" if current else f"{a.name} into {targets}"
+        raise DownloadError(f"cannot extract {what}: {e.strerror or e} ({e.filename or targets}); "
+                            "nothing was extracted") from e
     except BaseException:                            # incl. KeyboardInterrupt: leave no partials
         _remove(partial.values(), root)
         raise
@@ -618,6 +741,28 @@ def _remove(folders: Iterable[Path], root: Path) -> None:
 # --------------------------------------------------------------------------------------
 # Command
 # --------------------------------------------------------------------------------------
+def _count(text: str) -> int:
+    """A whole number >= 0 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds > 0 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m course_sr download",
@@ -642,20 +787,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-lists", metavar="DIR", nargs="?", const=True, default=None,
                         help="afterwards, write the course CSV lists of the splits found under root "
                              "(default DIR: <root>/data_lists)")
-    parser.add_argument("--retries", type=int, default=5)
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per network read")
+    parser.add_argument("--retries", type=_count, default=5,
+                        help="times to retry (and resume) a broken transfer, 0 or more (default 5)")
+    parser.add_argument("--timeout", type=_seconds, default=60.0, help="seconds per network read (> 0)")
     parser.add_argument("--list", action="store_true", help="print the archive table and exit")
     args = parser.parse_args(argv)
     if args.list:
         print(format_table(select(args.what)))
         return 0
-    try:
-        status = download(args.root, args.what, keep_archives=args.keep_archives, data_lists=args.data_lists,
-                          mirror=args.mirror, checksums=args.checksums, files=args.archive,
-                          retries=args.retries, timeout=args.timeout)
-    except DownloadError as e:
-        print(f"download failed: {e}", file=sys.stderr)
-        return 1
+    # A DownloadError is a UserError: ``python -m course_sr`` prints it as one line, exit 2.
+    status = download(args.root, args.what, keep_archives=args.keep_archives, data_lists=args.data_lists,
+                      mirror=args.mirror, checksums=args.checksums, files=args.archive,
+                      retries=args.retries, timeout=args.timeout)
     for name, state in status.items():
         print(f"{name}: {state}")
     return 0

@@ -6,11 +6,13 @@ or stall, so resume, restart and timeouts run for real.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import re
 import shutil
 import socket
+import stat
 import sys
 import tarfile
 import threading
@@ -537,8 +539,9 @@ def test_command_downloads_and_reports_failures(tmp_path, server, table, monkeyp
     assert "benchmark.tar: extracted" in capsys.readouterr().out
     broken = Archive(**{**table[0].__dict__, "url": server.url("gone.zip")})
     monkeypatch.setattr(dl, "ARCHIVES", (broken,))
-    assert dl.main(["--root", str(tmp_path / "other"), "--what", "div2k"]) == 1
-    assert re.search(re.escape(broken.url) + ": HTTP 404", capsys.readouterr().err)
+    # a failure is a DownloadError (a UserError: __main__ prints it as one line, exit 2)
+    with pytest.raises(DownloadError, match=re.escape(broken.url) + ": HTTP 404"):
+        dl.main(["--root", str(tmp_path / "other"), "--what", "div2k"])
 
 
 # --------------------------------------------------------------------------------------
@@ -611,9 +614,10 @@ def test_archive_already_fetched(tmp_path, server, table, capsys, monkeypatch):
                         (wrong, r"(is \d+ bytes, expected|has sha256)"),
                         (src / "notes.zip", r"notes\.zip: not an archive of the table .*DIV2K_train_HR\.zip"),
                         (src / "cut" / "benchmark.tar", r"benchmark\.tar: no such file")]:
-        assert dl.main(["--root", str(tmp_path / "d2"), "--archive", str(path)]) == 1
-        err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and err.startswith("download failed: ") and str(path.name) in err, err
+        with pytest.raises(DownloadError) as info:
+            dl.main(["--root", str(tmp_path / "d2"), "--archive", str(path)])
+        err = str(info.value)
+        assert len(err.splitlines()) == 1 and str(path.name) in err, err
         assert re.search(match, err), err
     assert cut.is_file() and wrong.is_file()                                # the user's files stay put
     assert not (tmp_path / "d2" / "DIV2K").exists()
@@ -635,3 +639,259 @@ def test_complete_folders_from_a_mirror_are_skipped_without_a_request(tmp_path, 
     server.log.clear()
     assert set(run(tmp_path, dead, mirror=mirror).values()) == {"skipped"}
     assert server.log == []                                             # not even SHA256SUMS
+
+
+# --------------------------------------------------------------------------------------
+# Hostile or unwritable archives: size cap, links, clashes, long names, a full disk
+# --------------------------------------------------------------------------------------
+def _bomb_zip(n_bytes: int) -> bytes:
+    """A real DIV2K-layout zip whose last member deflates ``n_bytes`` of zeros to a few KB."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in HR_FILES.items():
+            z.writestr(name, data)
+        z.writestr("DIV2K_train_HR/0004.png", b"\0" * n_bytes)
+    return buf.getvalue()
+
+
+def _bomb_tar_gz(n_bytes: int) -> bytes:
+    """benchmark.tar that is really a gzip'd tar (tarfile opens either) holding ``n_bytes`` of zeros."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        for name, data in {**BENCH_FILES, "benchmark/Set5/HR/zeros.png": b"\0" * n_bytes}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _complete_set14(root: Path, server) -> None:
+    """A folder finished by an earlier run: a refused archive must leave it exactly as it was."""
+    run(root, [serve(server, "benchmark.tar", "benchmark", make_tar(BENCH_FILES), BENCH_MAP)])
+    shutil.rmtree(root / "benchmark/Set5")
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar"])
+def test_extraction_is_capped_relative_to_the_expected_size(tmp_path, server, fmt):
+    """A 4 MiB member in an archive of a few KB: refused before a byte is written, naming the cap."""
+    root = tmp_path / "root"
+    if fmt == "zip":                                      # a folder of another archive, done earlier
+        _complete_set14(root, server)
+        kept = root / "benchmark/Set14"
+    else:
+        run(root, [serve(server, "DIV2K_train_HR.zip", "div2k", make_zip(HR_FILES), HR_MAP)])
+        kept = root / "DIV2K/DIV2K_train_HR"
+    before = {p: p.read_bytes() for p in kept.rglob("*") if p.is_file()}
+    if fmt == "zip":    # a table entry: the cap is 2 x the table's size
+        data = _bomb_zip(4 << 20)
+        archive = serve(server, "DIV2K_train_HR.zip", "div2k", data, HR_MAP)
+        why = rf"2 x the {len(data):,} bytes the table expects"
+    else:               # a course's own archive (no size in the table): 10 x the file's own size
+        data = _bomb_tar_gz(4 << 20)
+        archive = serve(server, "benchmark.tar", "benchmark", data, BENCH_MAP, size=None)   # as with_source makes it
+        why = rf"10 x the archive's own {len(data):,} bytes"
+    assert len(data) < 20_000
+    with pytest.raises(DownloadError) as info:
+        run(root, [archive])
+    msg = str(info.value)
+    assert archive.name in msg and "over the cap of" in msg and re.search(why, msg), msg
+    assert re.search(r"would take 4,19\d,\d{3} bytes", msg), msg
+    assert leftovers(root) == [] and not (root / "DIV2K" if fmt == "zip" else root / "benchmark").exists()
+    assert {p: p.read_bytes() for p in kept.rglob("*") if p.is_file()} == before
+
+
+def test_bytes_written_are_counted_against_the_cap(tmp_path, server, table, monkeypatch):
+    """Should a member write more than the declared sizes add up to, extraction stops at the cap."""
+    archive = table[0]
+    real_copy = dl._copy_member
+
+    def lying(member, dest):
+        real_copy(member, dest)
+        with open(dest, "ab") as f:                     # as if the member held more than it said
+            f.write(b"\0" * len(server.files[archive.name]))
+
+    monkeypatch.setattr(dl, "_copy_member", lying)
+    with pytest.raises(DownloadError, match=r"DIV2K_train_HR\.zip: extraction wrote [\d,]+ bytes, over the cap"):
+        run(tmp_path, [archive])
+    assert leftovers(tmp_path) == [] and not (tmp_path / "DIV2K").exists()
+
+
+def test_member_longer_than_declared_is_refused(tmp_path):
+    src = io.BytesIO(b"x" * 10)
+    member = dl._Member("a.png", ["a.png"], False, 4, lambda: src)
+    with pytest.raises(DownloadError, match=r"member 'a\.png' holds more bytes than the 4 its archive declares"):
+        dl._copy_member(member, tmp_path / "a.png")
+
+
+def test_cap_leaves_room_for_real_archives(tmp_path):
+    """PNGs do not shrink in a zip and a tar stores its files as they are: the real archives fit."""
+    for a in dl.ARCHIVES:
+        assert dl.extraction_cap(a, tmp_path)[0] == 2 * a.size
+    own = tmp_path / "benchmark.tar"
+    own.write_bytes(b"\0" * 1000)
+    assert dl.extraction_cap(replace_size(dl.ARCHIVES[-1], None), own) == (10_000, "10 x the archive's own 1,000 bytes")
+
+
+def replace_size(a: Archive, size):
+    return Archive(**{**a.__dict__, "size": size})
+
+
+def _zip_with_link(link_name: str, target: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in HR_FILES.items():
+            z.writestr(name, data)
+        info = zipfile.ZipInfo(link_name)
+        info.create_system = 3                                  # Unix, as `zip --symlinks` writes it
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        z.writestr(info, target)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", [stat.S_IFLNK | 0o777, stat.S_IFIFO | 0o644], ids=["symlink", "fifo"])
+def test_zip_symlink_and_special_entries_are_refused(tmp_path, server, mode):
+    data = _zip_with_link("DIV2K_train_HR/0004.png", "/etc/passwd")
+    if mode != stat.S_IFLNK | 0o777:
+        z = zipfile.ZipFile(io.BytesIO(data))
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as out:
+            for info in z.infolist():
+                if info.filename.endswith("0004.png"):
+                    info.external_attr = mode << 16
+                out.writestr(info, z.read(info.filename))
+        data = buf.getvalue()
+    archive = serve(server, "DIV2K_train_HR.zip", "div2k", data, HR_MAP)
+    kind = "a symbolic link" if stat.S_ISLNK(mode) else "a special file"
+    with pytest.raises(DownloadError, match=rf"unsafe member 'DIV2K_train_HR/0004\.png' of .*: {kind}"):
+        run(tmp_path, [archive])
+    assert not (tmp_path / "DIV2K").exists() and leftovers(tmp_path) == []
+
+
+def test_zip_from_windows_without_unix_modes_extracts(tmp_path, server):
+    """DOS attributes only (top 16 bits 0): plain files, as before."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in HR_FILES.items():
+            info = zipfile.ZipInfo(name)
+            info.create_system, info.external_attr = 0, 0x20      # FILE_ATTRIBUTE_ARCHIVE
+            z.writestr(info, data)
+    archive = serve(server, "DIV2K_train_HR.zip", "div2k", buf.getvalue(), HR_MAP)
+    assert run(tmp_path, [archive]) == {archive.name: "extracted"}
+    assert (tmp_path / "DIV2K/DIV2K_train_HR/0001.png").read_bytes() == HR_FILES["DIV2K_train_HR/0001.png"]
+
+
+CLASHES = {
+    "file-then-folder": {"DIV2K_train_HR/0001.png": _png(1), "DIV2K_train_HR/0001.png/x.png": _png(2)},
+    "folder-then-file": {"DIV2K_train_HR/sub/x.png": _png(1), "DIV2K_train_HR/sub": _png(2)},
+}
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar"])
+@pytest.mark.parametrize("case", [*CLASHES, "long-name"])
+def test_layout_errors_are_download_errors_naming_the_member(tmp_path, server, fmt, case):
+    """Without the checks these are raw OSErrors (File exists / Not a directory / name too long)."""
+    if case == "long-name":
+        member = "DIV2K_train_HR/" + "a" * 252 + ".png"             # 256 bytes in one component
+        files = {**HR_FILES, member: _png(5)}
+        match = rf"member '{member}' of .*is 256 bytes, more than the 255"
+    else:
+        files = {**HR_FILES, **CLASHES[case]}
+        member = list(CLASHES[case])[1]
+        match = rf"member '{re.escape(member)}' of .*: (DIV2K_train_HR/)?\S+ is both a file and a folder"
+    if fmt == "zip":
+        archive = serve(server, "DIV2K_train_HR.zip", "div2k", make_zip(files), HR_MAP)
+    else:
+        archive = serve(server, "benchmark.tar", "benchmark", make_tar(files), HR_MAP)
+    root = tmp_path / "root"
+    _complete_set14(root, server) if fmt == "zip" else None
+    with pytest.raises(DownloadError, match=match):
+        run(root, [archive])
+    assert not (root / "DIV2K").exists() and leftovers(root) == []
+    if fmt == "zip":
+        assert (root / "benchmark/Set14/HR/comic.png").read_bytes() == BENCH_FILES["benchmark/Set14/HR/comic.png"]
+
+
+def test_unwritable_member_is_a_download_error_naming_it(tmp_path, server, table, monkeypatch):
+    """Any other OSError while writing (here EISDIR) names the member, not a raw traceback."""
+    def refuse(member, dest):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(dest))
+
+    monkeypatch.setattr(dl, "_copy_member", refuse)
+    with pytest.raises(DownloadError, match=r"cannot extract member 'DIV2K_train_HR/0001\.png' of .*: Is a directory"):
+        run(tmp_path, [table[0]])
+    assert leftovers(tmp_path) == []
+
+
+def test_disk_full_while_extracting(tmp_path, server, table, monkeypatch):
+    archive = table[2]                                      # two target folders
+    root = tmp_path / "root"
+    run(root, [table[0]])                                   # an earlier archive's folder stays
+    real_copy, calls = dl._copy_member, []
+
+    def full(member, dest):
+        calls.append(dest)
+        if len(calls) == 3:
+            with open(dest, "wb") as f:
+                f.write(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device", str(dest))
+        real_copy(member, dest)
+
+    monkeypatch.setattr(dl, "_copy_member", full)
+    with pytest.raises(DownloadError) as info:
+        run(root, [archive])
+    msg = str(info.value)
+    assert msg.startswith("disk full while extracting benchmark.tar into ") and str(root / "benchmark/Set5") in msg
+    assert len(msg.splitlines()) == 1
+    assert leftovers(root) == [] and not (root / "benchmark").exists()
+    assert (root / "DIV2K/DIV2K_train_HR/0001.png").is_file()
+    monkeypatch.setattr(dl, "_copy_member", real_copy)
+    assert run(root, [archive]) == {archive.name: "extracted"}     # space freed: the rerun finishes
+
+
+def test_disk_full_while_downloading_is_not_retried(tmp_path, server, table, monkeypatch):
+    archive = table[0]
+    real_open = open
+
+    class FullFile:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            self.f.write(data[:10])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        f = real_open(path, mode, *args, **kwargs)
+        return FullFile(f) if str(path).endswith(".part") and "b" in mode and mode != "rb" else f
+
+    monkeypatch.setattr(dl, "open", fake_open, raising=False)
+    part = tmp_path / dl.DOWNLOADS / (archive.name + ".part")
+    with pytest.raises(DownloadError, match=rf"disk full while downloading .* into {re.escape(str(part))} \(10 bytes"):
+        run(tmp_path, [archive], retries=3)
+    assert len(server.requests_for(archive.name)) == 1                 # no retry can help
+    monkeypatch.undo()
+    run(tmp_path, [archive])                                          # resumes from the 10 bytes
+    assert server.requests_for(archive.name)[-1] == ("bytes=10-", 206)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--retries", "-1"], r"argument --retries: expected a whole number >= 0, got '-1'"),
+    (["--retries", "two"], r"argument --retries: expected a whole number >= 0, got 'two'"),
+    (["--timeout", "0"], r"argument --timeout: expected a number of seconds > 0, got '0'"),
+    (["--timeout", "-5"], r"argument --timeout: expected a number of seconds > 0, got '-5'"),
+    (["--timeout", "nan"], r"argument --timeout: expected a number of seconds > 0, got 'nan'"),
+])
+def test_bad_retries_and_timeout_are_refused_when_parsing(tmp_path, server, argv, match, capsys):
+    with pytest.raises(SystemExit) as info:
+        dl.main(["--root", str(tmp_path), *argv])
+    assert info.value.code == 2
+    assert re.search(match, capsys.readouterr().err.strip().splitlines()[-1])
+    assert not tmp_path.joinpath(dl.DOWNLOADS).exists() and server.log == []
+    with pytest.raises(DownloadError, match="retries must be >= 0"):
+        download(tmp_path, "benchmark", retries=-1)
