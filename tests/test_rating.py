@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
 import re
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image
 
 from course_sr import rating
+from course_sr.errors import UserError
 from course_sr.rating import make_rating_pack, mean_ci95, score_ratings
 
 METHODS = ("bicubic", "SRResNet", "SRGAN")
@@ -233,11 +235,13 @@ def test_commands(tmp_path, capsys):
         rating.main_rating_pack(["--out", str(tmp_path / "x"), "--method", "nofolder"])
 
 
-def test_command_errors_are_one_line(tmp_path, capsys):
-    assert rating.main_rating_pack(["--out", str(tmp_path / "p"), "--method", f"x={tmp_path / 'absent'}"]) == 2
-    assert "rating-pack: error: image folder not found" in capsys.readouterr().err
-    assert rating.main_rating_score(["--key", str(tmp_path / "k.csv"), "--sheets", "s.csv"]) == 2
-    assert "rating-score: error: rating key not found" in capsys.readouterr().err
+def test_command_errors_are_user_errors(tmp_path):
+    """The verbs raise one-line UserErrors (``python -m course_sr`` prints them, exit 2)."""
+    with pytest.raises(UserError, match=r"^image folder not found: .*absent$"):
+        rating.main_rating_pack(["--out", str(tmp_path / "p"), "--method", f"x={tmp_path / 'absent'}"])
+    with pytest.raises(UserError, match=r"^rating key not found: .*k\.csv$"):
+        rating.main_rating_score(["--key", str(tmp_path / "k.csv"), "--sheets", "s.csv"])
+    assert not (tmp_path / "p").exists()
 
 
 def test_simulated_ratings_score_near_three(pack, tmp_path):
@@ -248,3 +252,143 @@ def test_simulated_ratings_score_near_three(pack, tmp_path):
     for r in res.values():
         assert r["n"] == 4 * len(IMAGES) and r["blank"] == 0
         assert r["ci95"][0] < 3 < r["ci95"][1] and 1 <= r["mos"] <= 5
+
+
+# --------------------------------------------------------------------------------------
+# A pack appears whole or not at all; a random, recorded seed
+# --------------------------------------------------------------------------------------
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _no_partials(parent):
+    return [p.name for p in parent.iterdir() if p.name.endswith(".partial")]
+
+
+@pytest.mark.parametrize("failure", ["bad-image", "disk-full", "read-only", "kill"])
+def test_failed_pack_leaves_nothing_and_the_retry_works(tmp_path, monkeypatch, failure):
+    dirs = _method_dirs(tmp_path)
+    out = tmp_path / "pack"
+    real_write, calls = rating._write_png, []
+
+    def failing(pixels, path):
+        calls.append(path)
+        if len(calls) == 7:                              # midway: six images already written
+            path.write_bytes(b"half a png")
+            if failure == "disk-full":
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            if failure == "read-only":
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            raise KeyboardInterrupt("simulated kill")
+        real_write(pixels, path)
+
+    if failure == "bad-image":                           # an unreadable file among good ones
+        good = (dirs["SRGAN"] / "head.png").read_bytes()
+        (dirs["SRGAN"] / "head.png").write_bytes(b"not a png")
+        error, match = rating.RatingError, r"^cannot read image .*SRGAN.head\.png"
+    else:
+        monkeypatch.setattr(rating, "_write_png", failing)
+        error, match = {"disk-full": (rating.PackWriteError, r"^disk full while writing the rating pack .*pack "
+                                                             r"\(.*img_\d+\.png\): free some space"),
+                        "read-only": (rating.PackWriteError, r"^cannot write the rating pack .*pack: Permission "
+                                                             r"denied \(.*img_\d+\.png\); nothing of the pack"),
+                        "kill": (KeyboardInterrupt, "simulated kill")}[failure]
+    with pytest.raises(error, match=match) as info:
+        make_rating_pack(dirs, out, seed=5, raters=2)
+    if failure != "kill":
+        assert isinstance(info.value, UserError) and len(str(info.value).splitlines()) == 1
+    assert not out.exists() and _no_partials(tmp_path) == []
+    # the retry (image fixed, space freed) builds the same pack a clean first run would have
+    monkeypatch.setattr(rating, "_write_png", real_write)
+    if failure == "bad-image":
+        (dirs["SRGAN"] / "head.png").write_bytes(good)
+    info = make_rating_pack(dirs, out, seed=5, raters=2)
+    assert info["n_files"] == len(METHODS) * len(IMAGES) and _no_partials(tmp_path) == []
+    make_rating_pack(dirs, tmp_path / "clean", seed=5, raters=2)
+    assert _snapshot(out) == _snapshot(tmp_path / "clean")
+
+
+def test_killed_build_leftover_is_replaced(tmp_path):
+    """A hard kill leaves only the hidden sibling; it never blocks, and is cleared by the next build."""
+    dirs = _method_dirs(tmp_path)
+    stale = tmp_path / ".pack.rating-pack.partial"
+    (stale / "images").mkdir(parents=True)
+    (stale / "images" / "img_0001.png").write_bytes(b"half")
+    make_rating_pack(dirs, tmp_path / "pack", seed=1)
+    assert _no_partials(tmp_path) == [] and len(list((tmp_path / "pack" / "images").iterdir())) == 15
+
+
+def test_complete_pack_is_never_touched_by_a_rebuild(tmp_path, monkeypatch):
+    dirs = _method_dirs(tmp_path)
+    out = tmp_path / "pack"
+    make_rating_pack(dirs, out, raters=2)
+    before = _snapshot(out)
+    monkeypatch.setattr(rating, "_write_png", lambda *a: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+    for seed in (None, 3):
+        with pytest.raises(rating.PackExistsError, match=r"pack already holds a rating pack; choose a new folder"):
+            make_rating_pack(dirs, out, seed=seed, raters=2)
+    assert _snapshot(out) == before and _no_partials(tmp_path) == []
+
+
+def test_pack_into_an_existing_folder(tmp_path):
+    """An empty or unrelated folder takes the pack (its files kept); an unfinished old pack is named."""
+    dirs = _method_dirs(tmp_path)
+    (tmp_path / "empty").mkdir()
+    make_rating_pack(dirs, tmp_path / "empty", seed=1)
+    assert (tmp_path / "empty" / "_key" / "key.csv").is_file()
+    other = tmp_path / "other"
+    (other / "filled").mkdir(parents=True)
+    (other / "filled" / "notes.txt").write_text("mine")
+    make_rating_pack(dirs, other, seed=1)
+    assert (other / "filled" / "notes.txt").read_text() == "mine"
+    assert _snapshot(other) == {**_snapshot(tmp_path / "empty"), "filled/notes.txt": b"mine"}
+    old = tmp_path / "old"                             # what a failed build of an older version left
+    (old / "images").mkdir(parents=True)
+    (old / "images" / "img_0001.png").write_bytes(b"x")
+    with pytest.raises(rating.PackExistsError, match=r"old holds images but no _key/key\.csv: an unfinished"):
+        make_rating_pack(dirs, old, seed=1)
+    assert (old / "images" / "img_0001.png").read_bytes() == b"x"
+
+
+def test_default_seed_is_random_printed_stored_and_rebuilds_the_pack(tmp_path, capsys):
+    dirs = _method_dirs(tmp_path)
+    a = make_rating_pack(dirs, tmp_path / "a", raters=["ann"])
+    b = make_rating_pack(dirs, tmp_path / "b", raters=["ann"])
+    assert a["seed"] != b["seed"] and a["seed"] != 0            # not the public default any more
+    assert _snapshot(tmp_path / "a") != _snapshot(tmp_path / "b")
+    stored = json.loads((tmp_path / "a" / "_key" / "pack.json").read_text())
+    assert stored["seed"] == a["seed"] and a["seed_file"] == str(tmp_path / "a" / "_key" / "pack.json")
+    assert stored["methods"] == {m: str(d) for m, d in dirs.items()} and stored["raters"] == ["ann"]
+    # the seed in the key folder rebuilds the very same pack (images, key, sheets, page)
+    make_rating_pack(stored["methods"], tmp_path / "again", seed=stored["seed"], raters=stored["raters"])
+    assert _snapshot(tmp_path / "again") == _snapshot(tmp_path / "a")
+    # the key folder is the only place that holds it: raters' files never mention the seed
+    for name, data in _snapshot(tmp_path / "a").items():
+        if not name.startswith("_key/"):
+            assert str(a["seed"]).encode() not in data, name
+    # the command prints it, and --seed gives it back
+    argv = [f"--method={m}={d}" for m, d in dirs.items()]
+    assert rating.main_rating_pack(["--out", str(tmp_path / "c"), *argv]) == 0
+    seed = int(re.search(r"seed:\s+(\d+)\s+\(in .*pack\.json; --seed \1 rebuilds", capsys.readouterr().out).group(1))
+    assert rating.main_rating_pack(["--out", str(tmp_path / "d"), "--seed", str(seed), *argv]) == 0
+    assert _snapshot(tmp_path / "c") == _snapshot(tmp_path / "d")
+
+
+@pytest.mark.parametrize("seed", ["-1", "1.5", "abc"])
+def test_bad_seed_is_refused_when_parsing(tmp_path, seed, capsys):
+    dirs = _method_dirs(tmp_path, methods=("a", "b"), images=("x",))
+    with pytest.raises(SystemExit) as info:
+        rating.main_rating_pack(["--out", str(tmp_path / "p"), "--seed", seed] + [f"--method={m}={d}" for m, d in dirs.items()])
+    assert info.value.code == 2
+    assert f"argument --seed: expected a whole number >= 0, got '{seed}'" in capsys.readouterr().err
+    with pytest.raises(rating.RatingError, match="seed must be a whole number >= 0, got -1"):
+        make_rating_pack(dirs, tmp_path / "p", seed=-1)
+    assert not (tmp_path / "p").exists()
+
+
+def test_sheet_that_is_not_utf8_names_the_file(pack, tmp_path):
+    sheet = tmp_path / "latin1.csv"
+    sheet.write_bytes("file,score\nimg_0001.png,3\nimg_0002.png,4 \xe9\n".encode("latin-1"))
+    with pytest.raises(rating.RatingError, match=r"latin1\.csv: the rating sheet is not UTF-8 text \(byte \d+\); "
+                                                 r"save it as 'CSV UTF-8'"):
+        score_ratings([sheet], tmp_path / "pack")
