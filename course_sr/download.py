@@ -652,8 +652,8 @@ def _plan(a: Archive, path: Path, members: Sequence[_Member], todo, partial) -> 
             clash = next((p for p in parents if p in files), None) or (
                 here if (m.is_dir and here in files) or (not m.is_dir and here in dirs) else None)
             if clash:
-                raise DownloadError(f"member {m.name!r} of {path}: {'/'.join(clash[1])} is both a file and "
-                                    "a folder in this archive; nothing was extracted")
+                raise DownloadError(f"member {m.name!r} of {path}: {'/'.join([*inner, *clash[1]])} is both a "
+                                    "file and a folder in this archive; nothing was extracted")
             dirs |= parents
             (dirs if m.is_dir else files).add(here)
             plan.append((m, partial[target].joinpath(*rel), target))
