@@ -36,7 +36,7 @@ How it stays safe on a flaky Colab connection:
    without touching the network.
 4. Before anything is written, every member is checked, and an archive is refused (a
    ``DownloadError`` naming the archive and the member) for: an absolute path or ``..``; a link
-   or special file (tar links, devices and fifos; zip entries whose Unix mode is a symlink);
+   or special file (tar links, devices and fifos; zip entries whose Unix mode says so);
    a name component over 255 bytes; a path that is both a file and a folder; or files that
    together declare more than the size cap: ``EXPAND_TABLE`` (2) x the table's size, or for a
    course's own archive (no size in the table) ``EXPAND_OWN`` (10) x the file's own size
@@ -80,7 +80,7 @@ MARKER = ".course_sr_complete.json"
 DOWNLOADS = ".downloads"
 EXPAND_TABLE = 2       # extraction cap: this x the table's size of the archive (see extraction_cap)
 EXPAND_OWN = 10        # ... or this x the file's own size for a course's own archive (no size in the table)
-NAME_MAX = 255         # bytes in one file name component (ext4, NTFS, APFS, Google Drive's FUSE)
+NAME_MAX = 255         # bytes in one file name component (ext4 and most file systems)
 
 
 class DownloadError(UserError, RuntimeError):
