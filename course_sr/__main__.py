@@ -2,11 +2,24 @@
 
 Each verb lives in the module that owns its idea, as a ``main(argv) -> int`` function; this
 table is the whole dispatch (no registry, no auto-import), so "go to definition" works.
+
+One error path for every verb (``course_sr.errors``): a :class:`~course_sr.errors.UserError`, and
+an ``OSError`` that names a file the user cannot write (permission denied, read-only file system,
+disk full), print ``<verb>: error: <message>`` as one line on stderr and exit with status 2; any
+other exception is a bug in the kit and keeps its traceback. ``--debug`` (anywhere on the command
+line) or ``COURSE_SR_DEBUG=1`` shows the traceback of a user error too. argparse's own errors
+(usage line + ``error:``) also exit with 2.
 """
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+from course_sr.errors import UserError, from_os_error, one_line
+
+DEBUG_FLAG = "--debug"
+DEBUG_ENV = "COURSE_SR_DEBUG"
 
 VERBS: dict[str, tuple[str, str]] = {
     # verb            module                      what it does
@@ -31,8 +44,15 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def debug_requested(argv: list[str]) -> bool:
+    """``--debug`` among the arguments, or ``COURSE_SR_DEBUG`` set to 1/true/yes/on."""
+    return DEBUG_FLAG in argv or os.environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_requested(argv)
+    argv = [a for a in argv if a != DEBUG_FLAG]      # the verbs' parsers never see it
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(_usage())
         return 0
@@ -43,7 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(VERBS[verb][0])
     # A module serving two verbs exposes main_<verb_with_underscores>; otherwise main.
     fn = getattr(module, "main_" + verb.replace("-", "_"), None) or module.main
-    return int(fn(rest) or 0)
+    try:
+        return int(fn(rest) or 0)
+    except UserError as err:
+        if debug:
+            raise
+        message = str(err)
+    except OSError as err:
+        mapped = from_os_error(err)
+        if mapped is None or debug:
+            raise
+        message = str(mapped)
+    print(f"{verb}: error: {one_line(message)}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

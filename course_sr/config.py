@@ -16,12 +16,17 @@ for it. Experiments are *presets*: small named overrides of these defaults
 from __future__ import annotations
 
 import copy
+import difflib
 import json
+import math
 import os
+import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from easydict import EasyDict
+
+from course_sr.errors import UserError
 
 QUICK_ENV = "COURSE_SR_QUICK"
 
@@ -246,21 +251,128 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# --------------------------------------------------------------------------------------
+# Errors and value checks (at the boundary: a bad value fails here, naming the key, not in
+# iteration 5,000 as a ZeroDivisionError)
+# --------------------------------------------------------------------------------------
+class ConfigError(UserError, ValueError):
+    """A config value out of range, a preset that does not exist, an unreadable config file."""
+
+
+class ConfigFileNotFound(UserError, FileNotFoundError):
+    """A config file path that does not exist."""
+
+
+class ConfigKeyError(UserError, KeyError):
+    """A config key that does not exist (the message suggests the close ones)."""
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# key -> (check, what the value must be). Keys not listed take any value their users accept.
+_Check = tuple[Callable[[Any], bool], str]
+_POSITIVE_INT: _Check = (lambda v: _whole(v) and v > 0, "a whole number > 0")
+_COUNT: _Check = (lambda v: _whole(v) and v >= 0, "a whole number >= 0")
+_POSITIVE: _Check = (lambda v: _real(v) and v > 0, "a number > 0")
+_NON_NEGATIVE: _Check = (lambda v: _real(v) and v >= 0, "a number >= 0")
+_FLAG: _Check = (lambda v: v in (True, False), "true or false")      # 1 and 0 count as True and False
+
+
+def _choice(*options) -> _Check:
+    return (lambda v: v in options, "one of " + ", ".join(map(repr, options)))
+
+
+CHECKS: dict[str, _Check] = {
+    **{k: _POSITIVE_INT for k in (
+        "batch_size", "crop_size", "patch_num", "log_every", "val_every", "ckpt_every", "print_freq",
+        "iters_per_epoch", "large_kernel_size", "small_kernel_size", "n_channels", "d_kernel_size",
+        "d_n_channels", "d_n_blocks", "d_fc_size", "d_steps", "g_steps", "cyc_ngf", "cyc_ndf", "SR_nf",
+        "dual_nf")},
+    **{k: _COUNT for k in (
+        "pretrain_iters", "gan_iters", "val_images", "val_crop", "workers", "n_blocks", "n_epoch",
+        "n_epoch_decay", "cyc_warmup_iters", "cyc_n_blocks", "cyc_n_layers_D", "cyc_noise_nc", "pool_size",
+        "SR_nb", "vgg_i", "vgg_j")},
+    **{k: _POSITIVE for k in ("lr_pretrain", "lr_g", "lr_d", "cyc_lr", "SR_lr", "lr_decay_gamma", "grad_clip")},
+    **{k: _NON_NEGATIVE for k in (
+        "beta", "content_weight", "pixel_weight", "lambda_cycle", "lambda_identity", "SR_lam", "cycleSR_lam",
+        "dual_lambda", "dual_unpaired_weight", "vgg_rescale")},
+    **{k: _FLAG for k in ("allow_random_vgg", "bicubic_residual", "amp", "channels_last", "cudnn_benchmark",
+                          "compile", "tensorboard", "cyc_residual", "sync_bn")},
+    "scaling_factor": _choice(2, 4, 8),
+    "lr_decay_at": (lambda v: _real(v) and 0 <= v <= 1, "a fraction from 0 to 1"),
+    "cpu_threads": (lambda v: v is None or (_whole(v) and v > 0), "a whole number > 0, or null (torch's default)"),
+    "cache_max_gb": (lambda v: v is None or (_real(v) and v > 0), "a number > 0, or null (no limit)"),
+    "seed": (_whole, "a whole number"),
+    "adam_betas": (lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_real(b) and 0 <= b < 1 for b in v),
+                   "two numbers from 0 to 1 (below 1), e.g. [0.9, 0.999]"),
+    # The name only: whether this machine has the device is checked where it is used
+    # (distributed.resolve_device), since a config may be written on one machine and run on another.
+    "device": (lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|(cuda|mps|xpu)(:\d+)?", v) is not None,
+               "auto, cpu, cuda or cuda:N"),
+    "method": _choice("srgan", "cyclesr", "dual"),
+    "generator": _choice("srresnet", "vdsr"),
+    "vgg_weights": _choice("imagenet", "random"),
+    "content_loss": _choice("vgg", "mse"),
+    "cache": _choice("memory", "disk", "none"),
+    "cyc_norm": _choice("instance", "batch", "none"),
+    "cyc_up_mode": _choice("transpose", "resize"),
+    "sr_net": _choice("vdsr", "srresnet"),
+    "SR_norm_type": _choice("batch", "instance", "none"),
+    "SR_loss": _choice("mse", "l1"),
+}
+
+
+_WHOLE_KEYS = frozenset(k for k, rule in CHECKS.items() if rule in (_POSITIVE_INT, _COUNT)) | {"seed"}
+
+
+def check_value(key: str, value: Any) -> Any:
+    """``value`` checked against ``CHECKS[key]``: a :class:`ConfigError` naming ``key`` and ``value``
+    when it is out of range. Returns it, with a whole number written as a float made an int
+    (``--set pretrain_iters=1e5`` means 100000)."""
+    if key in _WHOLE_KEYS and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    rule = CHECKS.get(key)
+    if rule is not None and not rule[0](value):
+        raise ConfigError(f"config {key}={value!r}: must be {rule[1]}")
+    return value
+
+
+def check_key(key: str, source: str = "overrides") -> None:
+    """Raise :class:`ConfigKeyError` for a key the config does not have, suggesting close ones."""
+    if key in DEFAULTS or key == "preset":
+        return
+    close = difflib.get_close_matches(key, DEFAULTS, n=3, cutoff=0.6)
+    close += [k for k in DEFAULTS if k.lower() == str(key).lower() and k not in close]
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else \
+        " (every key is documented in course_sr/config.py)"
+    raise ConfigKeyError(f"unknown config key {key!r} (from {source}){hint}")
+
+
 def default_config() -> EasyDict:
     """The defaults above as a fresh EasyDict (mutating it never touches DEFAULTS)."""
     return EasyDict(copy.deepcopy(DEFAULTS))
 
 
 def _read_overrides(path: Path) -> dict[str, Any]:
-    text = path.read_text()
-    if path.suffix.lower() == ".json":
-        data = json.loads(text)
-    else:
-        import yaml
+    import yaml
 
-        data = yaml.safe_load(text) or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else (yaml.safe_load(text) or {})
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"cannot read config file {path}: not UTF-8 text (byte {err.start}); save it as "
+                          "UTF-8") from err
+    except (ValueError, yaml.YAMLError) as err:      # json.JSONDecodeError is a ValueError
+        detail = " ".join(str(err).split())
+        raise ConfigError(f"cannot read config file {path}: {detail}") from err
     if not isinstance(data, Mapping):
-        raise ValueError(f"config file {path} must hold a mapping of keys to values, got {type(data).__name__}")
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values, got {type(data).__name__}")
     return dict(data)
 
 
@@ -269,10 +381,13 @@ def get_config(name_or_path: str | os.PathLike | None = None, /, **overrides: An
 
     ``name_or_path`` is a preset name (see ``PRESETS``), a path to a ``.yaml``/``.yml``/
     ``.json`` file of overrides (it may name ``preset: quick`` to start from one), or None
-    for the defaults. Unknown keys raise ``KeyError`` naming the key.
+    for the defaults. Unknown keys raise :class:`ConfigKeyError` (a ``KeyError``) naming the key
+    and the close ones; a bad preset or value :class:`ConfigError` (a ``ValueError``), see
+    :func:`finalize`.
     """
     cfg = default_config()
     layers: list[tuple[str, Mapping[str, Any]]] = []
+    presets = ", ".join(sorted(PRESETS))
     if name_or_path is not None:
         key = str(name_or_path)
         if key in PRESETS:
@@ -280,22 +395,23 @@ def get_config(name_or_path: str | os.PathLike | None = None, /, **overrides: An
         elif Path(key).suffix.lower() in {".yaml", ".yml", ".json"}:
             path = Path(key)
             if not path.is_file():
-                raise FileNotFoundError(f"config file not found: {path}")
+                raise ConfigFileNotFound(f"config file not found: {path}")
             data = _read_overrides(path)
             base = data.pop("preset", None)
             if base is not None:
                 if base not in PRESETS:
-                    raise KeyError(f"{path}: unknown preset {base!r}; choose one of {sorted(PRESETS)}")
+                    raise ConfigKeyError(f"{path}: unknown preset {base!r}; choose one of {presets}")
                 layers.append((f"preset {base!r}", PRESETS[base]))
             layers.append((str(path), data))
         else:
-            raise KeyError(f"unknown config {key!r}: not a preset ({', '.join(sorted(PRESETS))}) "
-                           "and not a .yaml/.yml/.json file")
+            close = difflib.get_close_matches(key, PRESETS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigKeyError(f"unknown config {key!r}: not a preset ({presets}) and not a "
+                                 f".yaml/.yml/.json file{hint}")
     layers.append(("overrides", overrides))
     for source, layer in layers:
         for k, v in layer.items():
-            if k not in cfg:
-                raise KeyError(f"unknown config key {k!r} (from {source})")
+            check_key(k, source)
             cfg[k] = copy.deepcopy(v)
     if name_or_path is not None and str(name_or_path) in PRESETS:
         cfg.preset = str(name_or_path)
@@ -303,7 +419,10 @@ def get_config(name_or_path: str | os.PathLike | None = None, /, **overrides: An
 
 
 def finalize(cfg: EasyDict) -> EasyDict:
-    """Fill derived values: data folders default to data_root; check a few invariants.
+    """Fill derived values (data folders default to data_root) and check every value (``CHECKS``).
+
+    Raises :class:`ConfigError` naming the key and the value (``batch_size=0``, ``scaling_factor=3``,
+    ``ckpt_every=0``, an unknown ``device``), so a bad value stops before any work is done.
 
     Keys a config lacks (one saved by an older kit, in a checkpoint) get their defaults.
     """
@@ -314,16 +433,11 @@ def finalize(cfg: EasyDict) -> EasyDict:
         cfg.HR_data_folder = cfg.data_root
     if cfg.LR_data_folder is None and cfg.data_root is not None:
         cfg.LR_data_folder = cfg.data_root
-    if cfg.scaling_factor not in (2, 4, 8):
-        raise ValueError(f"scaling_factor must be 2, 4 or 8, got {cfg.scaling_factor!r}")
+    for key in CHECKS:
+        cfg[key] = check_value(key, cfg[key])
     if cfg.crop_size % cfg.scaling_factor:
-        raise ValueError(f"crop_size {cfg.crop_size} is not a multiple of scaling_factor {cfg.scaling_factor}")
-    if cfg.vgg_weights not in ("imagenet", "random"):
-        raise ValueError(f"vgg_weights must be 'imagenet' or 'random', got {cfg.vgg_weights!r}")
-    if cfg.content_loss not in ("vgg", "mse"):
-        raise ValueError(f"content_loss must be 'vgg' or 'mse', got {cfg.content_loss!r}")
-    if cfg.method not in ("srgan", "cyclesr", "dual"):
-        raise ValueError(f"method must be srgan, cyclesr or dual, got {cfg.method!r}")
+        raise ConfigError(f"config crop_size={cfg.crop_size} is not a multiple of scaling_factor="
+                          f"{cfg.scaling_factor}")
     return cfg
 
 

@@ -44,6 +44,8 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 
+from course_sr.errors import UserError
+
 __all__ = ["DistInfo", "init_distributed", "current", "cleanup", "barrier", "broadcast_object",
            "gather_object", "all_reduce_mean", "any_process", "AllReduceBatchNorm", "convert_sync_batchnorm", "wrap_model", "unwrap"]
 
@@ -87,11 +89,37 @@ def _initialized() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``config.device`` as a torch.device; ``auto`` is cuda when available, else cpu."""
-    if name == "auto":
+class DeviceError(UserError, RuntimeError):
+    """A device name torch does not know, or a device this machine does not have."""
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``config.device`` (or a ``--device``) as a torch.device; ``auto`` is cuda when available, else cpu.
+
+    Raises:
+        DeviceError: an unknown name (``banana``), or a device this machine lacks (``cuda`` without
+            a GPU, ``cuda:3`` with two); the message names the value and what to use instead.
+    """
+    if str(name) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise DeviceError(f"unknown device {str(name)!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return device
+    backend = getattr(torch, device.type, None) if device.type != "meta" else None
+    if backend is None or not hasattr(backend, "is_available"):
+        raise DeviceError(f"device {str(name)!r} is not supported here: use auto, cpu, cuda or cuda:N")
+    if not backend.is_available():
+        hint = " (this PyTorch is built without CUDA)" if device.type == "cuda" and torch.version.cuda is None else ""
+        raise DeviceError(f"device {str(name)!r}: no {device.type.upper()} device on this machine{hint}; use "
+                          "--device cpu (or device=auto), or on Colab pick a GPU runtime")
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if device.index is not None and device.index >= count:
+        raise DeviceError(f"device {str(name)!r}: this machine has {count} {device.type.upper()} device(s), "
+                          f"numbered 0 to {count - 1}")
+    return device
 
 
 def _env_int(name: str) -> int:

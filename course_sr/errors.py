@@ -12,6 +12,69 @@ and see the same one-line message.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+from typing import Iterator
+
 
 class UserError(Exception):
     """A mistake the user can fix; the message (one line) names the file or value and what to do."""
+
+    def __str__(self) -> str:     # a subclass that is also a KeyError would print its repr (quoted)
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: its lines joined (``"; "``, or a space after a colon), blanks dropped."""
+    out = ""
+    for line in (part.strip() for part in str(message).splitlines()):
+        if line:
+            out += line if not out else (" " if out.endswith(":") else "; ") + line
+    return out
+
+
+def from_os_error(err: OSError) -> UserError | None:
+    """The user's side of an ``OSError``, as a :class:`UserError` naming the file, or None.
+
+    Only what a user can fix and the error names a file for: no permission, a read-only file
+    system, a full disk. ``python -m course_sr`` maps these at its one error path, so a verb that
+    writes a file need not catch them itself.
+    """
+    path = err.filename if err.filename is not None else None
+    where = f" {path}" if path is not None else ""
+    if err.errno == errno.ENOSPC:
+        return UserError(f"disk full while writing{where or ' (file not named by the system)'}: free some "
+                         "space (or choose another output folder) and run the command again")
+    if path is None:
+        return None
+    if isinstance(err, PermissionError) or err.errno in (errno.EACCES, errno.EPERM):
+        # A file that exists but cannot be read was being read; anything else was being written.
+        reading = os.path.lexists(path) and not os.access(path, os.R_OK)
+        return UserError(f"cannot {'read' if reading else 'write'} {path}: permission denied (choose a path "
+                         "you may write to, e.g. another --out, or fix the folder's permissions)")
+    if err.errno == errno.EROFS:
+        return UserError(f"cannot write {path}: read-only file system (choose another output folder)")
+    return None
+
+
+@contextlib.contextmanager
+def user_errors(*types: type[Exception]) -> Iterator[None]:
+    """Treat ``types`` raised inside the block as the user's mistake: re-raised as a :class:`UserError`
+    with the same message (the original stays chained, for ``--debug``).
+
+    For a verb calling code that predates :class:`UserError` and reports bad input with built-in
+    errors (``FileNotFoundError`` naming the file, ``ValueError`` naming the value). Keep ``types``
+    as narrow as the verb's own ``except`` clause was; a bug elsewhere keeps its traceback.
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except types as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        if isinstance(err, OSError) and not isinstance(err, FileNotFoundError):
+            mapped = from_os_error(err)
+            if mapped is not None:
+                raise mapped from err
+        raise UserError(one_line(str(message))) from err
