@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from course_sr.errors import user_errors
+
 # The course's repository, the one the notebooks' install cells pip-install on Colab. A course
 # sets it once: `python -m course_sr course-url https://github.com/ORG/REPO`.
 REPO_URL = "https://github.com/YOUR-COURSE/course_sr"
@@ -234,11 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.url is None:
         print(REPO_URL)
         return 0
-    try:
+    with user_errors(OSError, ValueError):              # a bad URL, or a file it cannot rewrite (named)
         changed = set_course_url(args.url)
-    except (OSError, ValueError) as err:
-        print(f"course-url: error: {err}", file=sys.stderr)
-        return 1
     for path in changed:
         print(f"updated {path}")
     print("commit these files; students' notebooks then install from", args.url.strip().removeprefix("git+"))

@@ -66,11 +66,10 @@ import csv
 import io
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_sr.errors import UserError
+from course_sr.errors import UserError, naming, user_errors
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 BENCHMARK_SETS = ("Set5", "Set14", "B100", "Urban100")
@@ -86,6 +85,37 @@ DOWNLOAD_GROUPS = {"train": "div2k", "valid": "div2k", **{s: "benchmark" for s i
 class MissingDataError(UserError, FileNotFoundError):
     """Data a run or command needs is not where the rules say. The message (one line) names the
     list or folder and the command that makes it; commands print it without a traceback."""
+
+
+class DataListError(UserError, ValueError):
+    """A data list that cannot be read: not UTF-8, a malformed row, no rows (the message names the
+    file and, for a row, its line number)."""
+
+
+def check_scale(scale, option: str = "scale") -> int:
+    """``scale`` as an int >= 2, or a :class:`UserError` naming the value (``--scale 0`` would
+    otherwise fail later as a division by zero or a missing ``X0`` folder)."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 2:
+        raise UserError(f"{option} {scale!r}: must be a whole number >= 2, the SR factor (the course uses 4)")
+    return scale
+
+
+def _open_text(path: Path):
+    """``path`` opened for reading as UTF-8 CSV text."""
+    return open(path, newline="", encoding="utf-8")
+
+
+def _not_utf8(path: Path, err: UnicodeDecodeError) -> DataListError:
+    """The error for a list that is not UTF-8, naming the file and the first bad line."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+        where = ""
+    except UnicodeDecodeError as whole:                 # ``err`` counts within one read block
+        line = data.count(b"\n", 0, whole.start) + 1
+        where = f", line {line} (byte {data[whole.start:whole.start + 1]!r})"
+    return DataListError(f"{path} is not UTF-8 text{where}: save the list as UTF-8 CSV (rows HR_file,LR_file), "
+                         "or write it again with `python -m course_sr data-lists`")
 
 
 class CanonicalListError(UserError, ValueError):
@@ -284,8 +314,12 @@ def write_data_list(path, rows) -> Path:
     for hr, lr in rows:
         writer.writerow([hr, lr])
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        with naming(path):
+            tmp.write_text(buf.getvalue(), encoding="utf-8")
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)                     # a full disk leaves no half-written temporary
     return path
 
 
@@ -306,19 +340,22 @@ def read_data_list(csv_folder, split: str) -> list[tuple[str, str]]:
             f"`python -m course_sr data-lists --data-root DIR --out {csv_folder}`, or use the "
             "embedded sample (config data_root=None)")
     rows: list[tuple[str, str]] = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for lineno, fields in enumerate(csv.reader(f), start=1):
-            if not fields or all(not x.strip() for x in fields):
-                continue
-            if len(fields) != 2:
-                raise ValueError(f"{path}, line {lineno}: expected 2 fields HR_file,LR_file, "
-                                 f"got {len(fields)}: {fields!r}")
-            hr, lr = (x.strip() for x in fields)
-            if not lr:
-                raise ValueError(f"{path}, line {lineno}: the LR_file field is empty: {fields!r}")
-            rows.append((hr, lr))
+    try:
+        with _open_text(path) as f:
+            for lineno, fields in enumerate(csv.reader(f), start=1):
+                if not fields or all(not x.strip() for x in fields):
+                    continue
+                if len(fields) != 2:
+                    raise DataListError(f"{path}, line {lineno}: expected 2 fields HR_file,LR_file, "
+                                        f"got {len(fields)}: {fields!r}")
+                hr, lr = (x.strip() for x in fields)
+                if not lr:
+                    raise DataListError(f"{path}, line {lineno}: the LR_file field is empty: {fields!r}")
+                rows.append((hr, lr))
+    except UnicodeDecodeError as err:
+        raise _not_utf8(path, err) from err
     if not rows:
-        raise ValueError(f"data list {path} is empty (split {split!r} has no images)")
+        raise DataListError(f"data list {path} is empty (split {split!r} has no images)")
     return rows
 
 
@@ -401,8 +438,11 @@ def _available(root: Path, layout: Layout, make_missing_lr: bool) -> bool:
 
 
 def _row_count(path: Path) -> int:
-    with open(path, encoding="utf-8") as f:
-        return sum(1 for line in f if line.strip())
+    try:
+        with _open_text(path) as f:
+            return sum(1 for line in f if line.strip())
+    except UnicodeDecodeError as err:
+        raise _not_utf8(path, err) from err
 
 
 def create_data_lists(data_root, out_folder=None, splits=None, scale: int = 4,
@@ -437,8 +477,16 @@ def create_data_lists(data_root, out_folder=None, splits=None, scale: int = 4,
     """
     root = Path(data_root)
     if not root.is_dir():
-        raise FileNotFoundError(f"data root not found: {root}")
+        raise MissingDataError(f"data root not found: {root}")
+    scale = check_scale(scale)
     out_folder = lists_folder(root) if out_folder is None else Path(out_folder)
+    for folder in (out_folder, *out_folder.parents):    # the first that exists must be a folder
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is a file" if folder == out_folder else f"is inside {folder}, which is a file"
+                raise UserError(f"output folder {out_folder} {what}, not a folder: give --out a folder for "
+                                "the <split>_images.csv lists")
+            break
     if splits is None:
         found = {s: find_layout(root, s, scale) for s in SPLITS}
         table = {s: lay for s, lay in found.items() if _available(root, lay, make_missing_lr)}
@@ -458,9 +506,9 @@ def create_data_lists(data_root, out_folder=None, splits=None, scale: int = 4,
     missing: list[str] = []
     all_rows = {s: _split_rows(root, s, lay, scale, make_missing_lr, missing) for s, lay in table.items()}
     if missing:
-        raise FileNotFoundError(
+        raise MissingDataError(
             f"{len(missing)} LR file(s) missing (pass make_missing_lr=True / --make-missing-lr to "
-            "make bicubic ones with imresize):\n  " + "\n  ".join(missing))
+            "make bicubic ones with imresize): " + ", ".join(missing))
     empty = [s for s, rows in all_rows.items() if not rows]
     if empty:
         raise FileNotFoundError(f"no images found for split(s) {empty} under {root}")
@@ -497,14 +545,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replace-canonical", action="store_true",
                    help="allow replacing the course's canonical lists (maintainers, from the complete data)")
     args = p.parse_args(argv)
+    check_scale(args.scale, "--scale")
     out = Path(args.out) if args.out is not None else lists_folder(args.data_root)
     before = {f.name: _row_count(f) for f in out.glob("*_images.csv")} if out.is_dir() else {}
-    try:
+    with user_errors(FileNotFoundError, ValueError):    # built-in errors below name the file or value
         written = create_data_lists(args.data_root, out, args.splits, args.scale, args.make_missing_lr,
                                     replace_canonical=args.replace_canonical)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"data-lists: error: {err}", file=sys.stderr)
-        return 1
     for split, path in written.items():
         n = _row_count(path)
         old = before.get(path.name)

@@ -51,8 +51,8 @@ def from_os_error(err: OSError) -> UserError | None:
     if isinstance(err, PermissionError) or err.errno in (errno.EACCES, errno.EPERM):
         # A file that exists but cannot be read was being read; anything else was being written.
         reading = os.path.lexists(path) and not os.access(path, os.R_OK)
-        return UserError(f"cannot {'read' if reading else 'write'} {path}: permission denied (choose a path "
-                         "you may write to, e.g. another --out, or fix the folder's permissions)")
+        fix = "fix its permissions" if reading else "choose a folder you may write to, or fix its permissions"
+        return UserError(f"cannot {'read' if reading else 'write'} {path}: permission denied ({fix})")
     if err.errno == errno.EROFS:
         return UserError(f"cannot write {path}: read-only file system (choose another output folder)")
     return None
@@ -78,3 +78,15 @@ def user_errors(*types: type[Exception]) -> Iterator[None]:
             if mapped is not None:
                 raise mapped from err
         raise UserError(one_line(str(message))) from err
+
+
+@contextlib.contextmanager
+def naming(path: str | os.PathLike) -> Iterator[None]:
+    """Give an ``OSError`` raised inside without a file name the name ``path``: a full disk is
+    reported by ``write()``/``close()``, which name no file, and "disk full" must say which one."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            err.filename = os.fspath(path)
+        raise

@@ -48,7 +48,9 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from course_sr.data_lists import IMAGE_EXTENSIONS
+from course_sr.data_lists import IMAGE_EXTENSIONS, check_scale
+from course_sr.distributed import resolve_device
+from course_sr.errors import UserError, naming, user_errors
 from course_sr.metrics import mean_y_shift, psnr_ssim
 from course_sr.utils import convert_image, load_image
 
@@ -106,13 +108,13 @@ def image_pairs(set_name: str, data_root, csv_folder=None, scale: int = 4) -> li
         pairs = [(p.stem, p, _lr_partner(lr_dir, p.stem, scale)) for p in hr_files]
         source, fix = str(hr_dir), ""
     if not pairs:
-        raise FileNotFoundError(f"set {set_name!r} has no images in {source}")
+        raise MissingDataError(f"set {set_name!r} has no images in {source}")
     missing = [str(lr) for _, hr, lr in pairs if not lr.is_file()]
     missing += [str(hr) for _, hr, lr in pairs if not hr.is_file()]
     if missing:
-        shown = "\n  ".join(missing[:20]) + (f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else "")
-        raise FileNotFoundError(f"set {set_name!r} (x{scale}, from {source}): {len(missing)} missing "
-                                f"file(s):{fix}\n  {shown}")
+        shown = ", ".join(missing[:20]) + (f" ... and {len(missing) - 20} more" if len(missing) > 20 else "")
+        raise MissingDataError(f"set {set_name!r} (x{scale}, from {source}): {len(missing)} missing "
+                               f"file(s):{fix} {shown}")
     return sorted(pairs, key=lambda t: t[0])
 
 
@@ -237,8 +239,8 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
         from course_sr.sample import ensure_sample
 
         roots = {s: roots.get(s) or ensure_sample() for s in sets}
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    scale = int(scale)
+    device = resolve_device(device or "auto")
+    scale = check_scale(scale)
     models = _load_methods(list(methods), scale, device)
     pairs = {s: image_pairs(s, roots[s], csv_folder, scale) for s in sets}    # all errors up front
     lpips_fn, lpips_note = _lpips_scorer(device) if lpips else (None, None)
@@ -261,9 +263,9 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
             hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]                 # top-left crop
             for name, model in models.items():
                 sr = _super_resolve_uint8(model, lr, scale, device, tile)
-                p, s = psnr_ssim(sr, hr, scale)
+                p, s = psnr_ssim(sr, hr, scale, name=hr_path)
                 row = {"set": set_name, "method": name, "image": image, "psnr": p, "ssim": s,
-                       "y_shift": mean_y_shift(sr, hr, scale)}
+                       "y_shift": mean_y_shift(sr, hr, scale, name=hr_path)}
                 if lpips:
                     row["lpips"] = lpips_fn(sr, hr) if lpips_fn else lpips_note
                 per_method[name].append(row)
@@ -287,6 +289,12 @@ def write_results(results: dict, rows: list[dict], out_dir, scale: int) -> Path:
     ``--json`` prints) and ``table.txt`` (:func:`format_table`, with the convention)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with naming(out):                                    # a full disk names the folder
+        _write_results(results, rows, out, scale)
+    return out
+
+
+def _write_results(results: dict, rows: list[dict], out: Path, scale: int) -> None:
     extra = ["lpips"] if rows and "lpips" in rows[0] else []
     with open(out / "per_image.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["set", "method", "image", "psnr", "ssim", "y_shift"] + extra)
@@ -301,7 +309,6 @@ def write_results(results: dict, rows: list[dict], out_dir, scale: int) -> Path:
                                 + [e[k] for k in extra])
     (out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "table.txt").write_text(format_table(results, scale) + "\n")
-    return out
 
 
 def format_table(results: dict, scale: int = 4) -> str:
@@ -349,14 +356,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile", type=int, default=None, help="LR tile side (default: automatic)")
     parser.add_argument("--lpips", action="store_true", help="also LPIPS when the lpips package and weights exist")
     args = parser.parse_args(argv)
+    check_scale(args.scale, "--scale")                   # the boundary: before any file is read
+    if args.device is not None:
+        resolve_device(args.device)
+    if args.tile is not None and args.tile < 1:
+        raise UserError(f"--tile {args.tile}: must be a whole number >= 1 (LR pixels), or left out")
 
     methods = args.method + args.checkpoint or ["bicubic"]
-    try:
+    with user_errors(FileNotFoundError, ValueError):    # built-in errors below name the file or value
         results = evaluate(methods, args.sets, args.data_root, args.csv_folder, args.scale, args.out,
                            args.device, args.tile, lpips=args.lpips, progress=sys.stderr.isatty())
-    except (FileNotFoundError, ValueError) as err:
-        print(f"evaluate: error: {err}", file=sys.stderr)
-        return 1
     print(format_table(results, args.scale))
     if args.out:
         print(f"wrote per_image.csv, per_set.csv, summary.json, table.txt in {args.out}")

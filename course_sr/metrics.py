@@ -42,6 +42,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
+from course_sr.errors import UserError
 from course_sr.utils import LUMA_601, YCBCR_Y_OFFSET, YCBCR_Y_WEIGHTS, pil_to_array, convert_image
 
 SSIM_WINDOW = 11
@@ -110,19 +111,29 @@ def _luma_pair(sr: np.ndarray, hr: np.ndarray):
     return [a if a.ndim == 2 else a @ LUMA_601 for a in (sr, hr)]      # full range: 0.299, 0.587, 0.114
 
 
-def _prepare(sr, hr, scale: int, y_channel: bool, input_range):
-    """Both images as float64 arrays, Y (or RGB) and shaved; checks the shapes agree."""
+class ImageSizeError(UserError, ValueError):
+    """An image too small to score (nothing left after the shave, or less than SSIM's window)."""
+
+
+def _prepare(sr, hr, scale: int, y_channel: bool, input_range, name=None):
+    """Both images as float64 arrays, Y (or RGB) and shaved; checks the shapes agree.
+
+    ``name`` (the HR file, when the caller has one) starts every error message, so that a
+    set-wide evaluation says which image is at fault.
+    """
+    where = f"{name}: " if name is not None else ""
     sr, hr = to_array(sr, input_range), to_array(hr, input_range)
     if sr.shape[:2] != hr.shape[:2]:
-        raise ValueError(f"SR and HR sizes differ: SR {sr.shape[:2]} vs HR {hr.shape[:2]} "
+        raise ValueError(f"{where}SR and HR sizes differ: SR {sr.shape[:2]} vs HR {hr.shape[:2]} "
                          "(crop HR top-left to a multiple of the scale first)")
     if y_channel:
         sr, hr = _luma_pair(sr, hr)
     elif sr.ndim != hr.ndim:
-        raise ValueError(f"y_channel=False compares channels, but one image is gray: {sr.shape} vs {hr.shape}")
+        raise ValueError(f"{where}y_channel=False compares channels, but one image is gray: {sr.shape} vs {hr.shape}")
     scale = int(scale)
     if scale < 0 or min(sr.shape[:2]) <= 2 * scale:
-        raise ValueError(f"cannot shave {scale} px per border from an image of size {sr.shape[:2]}")
+        raise ImageSizeError(f"{where}cannot shave {scale} px per border from an image of size {sr.shape[:2]} "
+                             f"(scoring needs more than {2 * scale} px per side)")
     if scale:
         sr, hr = sr[scale:-scale, scale:-scale], hr[scale:-scale, scale:-scale]
     return sr, hr
@@ -147,10 +158,11 @@ def _filter_valid(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return sliding_window_view(rows, len(w), axis=1) @ w       # (H - 10, W - 10)
 
 
-def _ssim_gray(a: np.ndarray, b: np.ndarray) -> float:
+def _ssim_gray(a: np.ndarray, b: np.ndarray, where: str = "") -> float:
     """Mean SSIM of two single-channel float64 images on the 0..255 scale (Wang et al. 2004)."""
     if min(a.shape) < SSIM_WINDOW:
-        raise ValueError(f"SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels after shaving, got {a.shape}")
+        raise ImageSizeError(f"{where}SSIM needs at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels after shaving, "
+                             f"got {a.shape}")
     w = _gaussian_window()
     c1, c2 = (SSIM_K1 * DATA_RANGE) ** 2, (SSIM_K2 * DATA_RANGE) ** 2
     mu_a, mu_b = _filter_valid(a, w), _filter_valid(b, w)
@@ -161,41 +173,44 @@ def _ssim_gray(a: np.ndarray, b: np.ndarray) -> float:
     return float(ssim_map.mean())
 
 
-def _ssim(sr: np.ndarray, hr: np.ndarray) -> float:
+def _ssim(sr: np.ndarray, hr: np.ndarray, name=None) -> float:
+    where = f"{name}: " if name is not None else ""
     if sr.ndim == 2:
-        return _ssim_gray(sr, hr)
-    return float(np.mean([_ssim_gray(sr[:, :, c], hr[:, :, c]) for c in range(sr.shape[2])]))
+        return _ssim_gray(sr, hr, where)
+    return float(np.mean([_ssim_gray(sr[:, :, c], hr[:, :, c], where) for c in range(sr.shape[2])]))
 
 
-def psnr(sr, hr, scale: int, y_channel: bool = True, input_range: str | None = None) -> float:
+def psnr(sr, hr, scale: int, y_channel: bool = True, input_range: str | None = None, name=None) -> float:
     """PSNR in dB of ``sr`` against ``hr`` (same size), paper convention (module docstring).
 
     ``y_channel=False``: on RGB, from the MSE over all three channels. Identical images give
-    ``inf``.
+    ``inf``. ``name`` (e.g. the HR file) is named by any error about the images.
     """
-    return _psnr(*_prepare(sr, hr, scale, y_channel, input_range))
+    return _psnr(*_prepare(sr, hr, scale, y_channel, input_range, name))
 
 
-def ssim(sr, hr, scale: int, y_channel: bool = True, input_range: str | None = None) -> float:
+def ssim(sr, hr, scale: int, y_channel: bool = True, input_range: str | None = None, name=None) -> float:
     """SSIM of ``sr`` against ``hr`` (same size), paper convention (module docstring).
 
-    ``y_channel=False``: the mean of the three per-channel SSIMs.
+    ``y_channel=False``: the mean of the three per-channel SSIMs. ``name``: as in :func:`psnr`.
     """
-    return _ssim(*_prepare(sr, hr, scale, y_channel, input_range))
+    return _ssim(*_prepare(sr, hr, scale, y_channel, input_range, name), name)
 
 
-def mean_y_shift(sr, hr, scale: int, input_range: str | None = None) -> float:
+def mean_y_shift(sr, hr, scale: int, input_range: str | None = None, name=None) -> float:
     """Mean Y of ``sr`` minus mean Y of ``hr`` (levels of 255), with the Y and shave of :func:`psnr`.
 
     A colour or brightness cast moves it (the quick preset's old tiny SRResNet: +9 to +22 levels);
     detail and texture average out (bicubic x4 on Set5: at most 0.02). Not a paper metric: the
     kit's check that a network keeps the image's colours.
     """
-    a, b = _prepare(sr, hr, scale, True, input_range)
+    a, b = _prepare(sr, hr, scale, True, input_range, name)
     return float(a.mean() - b.mean())
 
 
-def psnr_ssim(sr, hr, scale: int, y_channel: bool = True, input_range: str | None = None) -> tuple[float, float]:
-    """``(psnr, ssim)`` in one pass over the conversions (what ``course_sr.evaluate`` calls)."""
-    a, b = _prepare(sr, hr, scale, y_channel, input_range)
-    return _psnr(a, b), _ssim(a, b)
+def psnr_ssim(sr, hr, scale: int, y_channel: bool = True, input_range: str | None = None,
+              name=None) -> tuple[float, float]:
+    """``(psnr, ssim)`` in one pass over the conversions (what ``course_sr.evaluate`` calls, with
+    ``name`` the HR file, so that an image too small to score is named)."""
+    a, b = _prepare(sr, hr, scale, y_channel, input_range, name)
+    return _psnr(a, b), _ssim(a, b, name)

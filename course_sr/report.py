@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .config import CYCLESR_KEYS, DEFAULTS, PRESETS, VGG_KEYS, non_defaults
+from .errors import naming, user_errors
 from .explain import fmt as _fmt
 from .explain import results_notes, schedule_lines  # noqa: F401 - schedule_lines: public here too
 from .markdown_html import markdown_to_html
@@ -482,9 +483,11 @@ def write_report(runs: Sequence[str | os.PathLike], eval_dir: str | os.PathLike 
            STUDENT_TEMPLATE.rstrip("\n") if student is None else student, STUDENT_END, ""]
 
     text = "\n".join(md)
-    out.write_text(text, encoding="utf-8")
+    with naming(out):                                    # a full disk names the report
+        out.write_text(text, encoding="utf-8")
     if html:
-        out.with_suffix(".html").write_text(markdown_to_html(text, title or out.stem), encoding="utf-8")
+        with naming(out.with_suffix(".html")):
+            out.with_suffix(".html").write_text(markdown_to_html(text, title or out.stem), encoding="utf-8")
     return out
 
 
@@ -502,12 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--html", action="store_true", help="also write FILE.html beside it")
     parser.add_argument("--title")
     args = parser.parse_args(argv)
-    try:
+    with user_errors(FileNotFoundError, ValueError, RuntimeError):   # these name the run, file or value
         path = write_report(args.run, eval_dir=args.eval, out=args.out, html=args.html,
                             title=args.title, sheets=args.sheets)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
     print(f"report written: {path}" + (f" (and {path.with_suffix('.html')})" if args.html else ""))
     if args.eval:
         print(results_table(read_summary(args.eval)))

@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
+from course_sr.errors import user_errors
 from course_sr.data_lists import write_data_list
 from course_sr.download import sha256_of
 
@@ -161,8 +162,11 @@ def ensure_sample(root=None, force: bool = False) -> Path:
     if root.is_dir() and any(root.iterdir()) and not (root / MARKER).exists():
         raise FileExistsError(f"sample root {root} is not empty and holds no course_sr sample "
                               f"(no {MARKER}); choose a new or empty folder")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.build-", dir=root.parent))
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.build-", dir=root.parent))
+    except PermissionError as err:                  # name the folder asked for, not the build folder
+        raise PermissionError(err.errno, err.strerror, str(root)) from err
     try:
         files = _build(tmp)
         marker = {"version": SAMPLE_VERSION, "scale": SCALE, "splits": list(SPLITS), "files": files}
@@ -207,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", default=None, help=f"default: ${ENV_DIR} or ~/.cache/course_sr/sample")
     p.add_argument("--force", action="store_true", help="rebuild even when a complete sample exists")
     args = p.parse_args(argv)
-    root = ensure_sample(args.root, force=args.force)
+    with user_errors(OSError):                          # a root that is a file or someone else's folder
+        root = ensure_sample(args.root, force=args.force)
     print(f"sample root: {root}")
     for split in SPLITS:
         path = root / "data_lists" / f"{split}_images.csv"

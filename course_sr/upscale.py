@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -38,6 +37,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from course_sr.data_lists import check_scale
+from course_sr.distributed import resolve_device
+from course_sr.errors import UserError, user_errors
 from course_sr.utils import LUMA_601, list_images, load_image, pil_to_array, with_image
 
 BICUBIC = "bicubic"
@@ -374,20 +376,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--half", action="store_true", help="float16 inference (CUDA only)")
     args = p.parse_args(argv)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
+    if args.scale is not None:
+        check_scale(args.scale, "--scale")
+    if args.tile is not None and args.tile < 1:
+        raise UserError(f"--tile {args.tile}: must be a whole number >= 1 (LR pixels), or left out")
+    device = resolve_device(args.device or "auto")
+    with user_errors(OSError, ValueError):              # built-in errors below name the file or value
         model = _load_method(args.checkpoint, device)
         s = method_scale(model, args.scale)
         src = Path(args.input)
+        if not (src.is_dir() or src.is_file()):
+            raise UserError(f"input not found: {src} (--input takes an image file or a folder of images)")
+        Path(args.out).mkdir(parents=True, exist_ok=True)   # an unwritable --out fails before any image
         kw = dict(scale=args.scale, tile=args.tile, device=device, half=args.half)
         if src.is_dir():
             written = upscale_folder(model, src, args.out, **kw)
-        elif src.is_file():
-            written = [upscale_file(model, src, Path(args.out) / output_name(src, s), **kw)]
         else:
-            raise FileNotFoundError(f"input not found: {src}")
-    except (OSError, ValueError) as e:                  # bad input: one clear line, no traceback
-        print(f"upscale: error: {e}", file=sys.stderr)
-        return 2
+            written = [upscale_file(model, src, Path(args.out) / output_name(src, s), **kw)]
     print(f"wrote {len(written)} image(s) to {args.out}")
     return 0

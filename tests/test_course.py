@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from course_sr.__main__ import main as cli
 from course_sr import course
 from course_sr.config import get_config
 
@@ -100,7 +101,7 @@ def test_course_url_command_sets_it_everywhere(tmp_path, capsys):
     with pytest.raises(ValueError, match="https URL"):
         course.set_course_url("github.com/x y", repo)
     assert course.main([]) == 0 and capsys.readouterr().out.strip() == course.REPO_URL
-    assert course.main(["not-a-url"]) == 1 and "course-url: error: expected the repository's https URL" in \
+    assert cli(["course-url", "not-a-url"]) == 2 and "course-url: error: expected the repository's https URL" in \
         capsys.readouterr().err
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from course_sr.__main__ import main as cli
 from course_sr import data_lists as dl
 from course_sr.imresize import imresize
 from course_sr.utils import load_image, save_image
@@ -134,8 +135,8 @@ def test_main_writes_lists_and_reports_errors(tmp_path, capsys):
     touch(tmp_path, "benchmark/Set5/HR/a.png", "benchmark/Set5/LR_bicubic/X4/ax4.png")
     assert dl.main(["--data-root", str(tmp_path), "--out", str(tmp_path / "lists")]) == 0
     assert "Set5:     1 rows" in capsys.readouterr().out
-    assert dl.main(["--data-root", str(tmp_path / "nope"), "--out", str(tmp_path / "lists")]) == 1
-    assert "data root not found" in capsys.readouterr().err
+    assert cli(["data-lists", "--data-root", str(tmp_path / "nope"), "--out", str(tmp_path / "lists")]) == 2
+    assert "data-lists: error: data root not found" in capsys.readouterr().err
 
 
 # ---- the committed lists -------------------------------------------------------------
@@ -244,7 +245,7 @@ def test_the_canonical_lists_are_never_silently_replaced(tmp_path, monkeypatch, 
     touch(root, "benchmark/B100/HR/3096.png", "benchmark/B100/LR_bicubic/X4/3096x4.png")
     before = {p.name: p.read_text() for p in COMMITTED.glob("*.csv")}
     monkeypatch.chdir(REPO)
-    assert dl.main(["--data-root", str(root), "--out", "data_lists"]) == 1
+    assert cli(["data-lists", "--data-root", str(root), "--out", "data_lists"]) == 2
     err = capsys.readouterr().err
     assert "refusing to change the course's canonical lists" in err and "train (800 rows -> 8)" in err
     assert "B100 (100 rows -> 1)" in err and "--replace-canonical" in err

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from course_sr.__main__ import main as cli
 from course_sr.evaluate import bicubic_bases, evaluate, format_table, image_pairs, main, parse_method
 from course_sr.metrics import psnr_ssim
 from course_sr.utils import load_image, save_image
@@ -92,8 +93,8 @@ def test_data_list_and_div2k_valid(tmp_path):
 def test_missing_set_folder(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="Nope.*looked for"):
         evaluate(["bicubic"], ["Nope"], tmp_path)
-    assert main(["--sets", "Nope", "--data-root", str(tmp_path)]) == 1
-    assert "set 'Nope' not found" in capsys.readouterr().err
+    assert cli(["evaluate", "--sets", "Nope", "--data-root", str(tmp_path)]) == 2
+    assert "evaluate: error: set 'Nope' not found" in capsys.readouterr().err
 
 
 def test_missing_lr_files_are_listed(tmp_path):
@@ -182,7 +183,7 @@ def test_checkpoint_of_another_scale(tmp_path, tiny_checkpoint, capsys):
     make_set(tmp_path)
     with pytest.raises(ValueError, match=r"best\.pt is a x2 model, but scale x4"):
         evaluate([str(path)], ["Tiny"], tmp_path)
-    assert main(["--checkpoint", str(path), "--sets", "Tiny", "--data-root", str(tmp_path)]) == 1
+    assert cli(["evaluate", "--checkpoint", str(path), "--sets", "Tiny", "--data-root", str(tmp_path)]) == 2
     assert "x2 model" in capsys.readouterr().err
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from course_sr.__main__ import main as cli
 from course_sr.config import DEFAULTS, get_config, to_plain
 from course_sr.records import config_yaml
 from course_sr.markdown_html import markdown_to_html
@@ -131,8 +132,9 @@ def test_run_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match=r"run directory .*not_a_run has no checkpoint"):
         write_report([empty], out=tmp_path / "report.md")
-    assert main(["--run", str(empty), "--out", str(tmp_path / "r.md")]) == 1
-    assert "not_a_run has no checkpoint" in capsys.readouterr().err
+    assert cli(["report", "--run", str(empty), "--out", str(tmp_path / "r.md")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("report: error: run directory") and "not_a_run has no checkpoint" in err
     with pytest.raises(FileNotFoundError, match="has no summary.json"):
         write_report([make_run(tmp_path, "ok")], eval_dir=empty, out=tmp_path / "report.md")
 

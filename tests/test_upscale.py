@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from course_sr.__main__ import main as cli
 from course_sr import upscale
 from course_sr.imresize import imresize
 from course_sr.metrics import psnr_ssim
@@ -231,12 +232,12 @@ def test_command(tmp_path, capsys):
     ]
     for extra, match in cases:
         argv = ["--input", str(d), "--out", str(tmp_path / "o2"), *extra]
-        assert upscale.main(argv) == 2
+        assert cli(["upscale", *argv]) == 2             # the one error path: python -m course_sr
         err = capsys.readouterr().err
         assert err.startswith("upscale: error: ")
         assert re.search(match, err), err
     (d / "bad.png").write_bytes(b"not an image at all")
-    assert upscale.main(["--checkpoint", "bicubic", "--scale", "4", "--input", str(d), "--out", str(tmp_path / "o3")]) == 2
+    assert cli(["upscale", "--checkpoint", "bicubic", "--scale", "4", "--input", str(d), "--out", str(tmp_path / "o3")]) == 2
     err = capsys.readouterr().err
     assert re.search(r"upscale: error: cannot read image .*bad\.png", err), err
 
@@ -257,7 +258,7 @@ def test_outputs_take_the_hr_names(tmp_path, capsys):
     assert (tmp_path / "one" / "baby.png").is_file()
     Image.fromarray(rand_image((6, 5, 3))).save(lr / "baby.png")
     capsys.readouterr()
-    assert upscale.main(["--checkpoint", "bicubic", "--scale", "4", "--input", str(lr), "--out", str(tmp_path / "x")]) == 2
+    assert cli(["upscale", "--checkpoint", "bicubic", "--scale", "4", "--input", str(lr), "--out", str(tmp_path / "x")]) == 2
     assert re.search(r"babyx4\.png would both be written as .*baby\.png", capsys.readouterr().err)
 
 
