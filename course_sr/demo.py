@@ -63,6 +63,7 @@ def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = F
     after ``python -m course_sr download``); Set5 is then scored beside the sample's test split.
     """
     from .config import get_config
+    from .data_lists import MissingDataError
     from .evaluate import evaluate, format_table, image_pairs
     from .explain import results_notes, schedule_lines
     from .report import write_report
@@ -70,6 +71,11 @@ def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = F
     from .sample import ensure_sample
     from .upscale import super_resolve_set
 
+    # Settings first: a bad preset or --benchmarks folder stops before anything is written or deleted.
+    cfg = get_config(preset)
+    if benchmarks is not None and not (Path(benchmarks) / "Set5" / "HR").is_dir():
+        raise MissingDataError(f"--benchmarks {benchmarks}: no Set5/HR folder there (give the folder holding "
+                               "Set5/, e.g. data/benchmark after `python -m course_sr download --what benchmark`)")
     out = Path(out)
     if fresh and out.exists():
         shutil.rmtree(out)
@@ -84,12 +90,9 @@ def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = F
     test_split = "sample_test"
     roots = {test_split: root}
     if benchmarks is not None:
-        if not (Path(benchmarks) / "Set5" / "HR").is_dir():
-            raise FileNotFoundError(f"--benchmarks {benchmarks}: no Set5/HR folder there")
         roots["Set5"] = Path(benchmarks)
     print(f"data root: {root}" + (f"; Set5 from {roots['Set5']}" if "Set5" in roots else ""))
 
-    cfg = get_config(preset)
     # The bicubic base a bicubic_residual network adds to is scored too: its gain is measured from there.
     baselines = ["bicubic"] + (["torch-bicubic"] if cfg.bicubic_residual else [])
     step(f"2/6 baselines: {' and '.join(baselines)} on {', '.join(roots)}")

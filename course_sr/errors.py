@@ -38,8 +38,9 @@ def from_os_error(err: OSError) -> UserError | None:
     """The user's side of an ``OSError``, as a :class:`UserError` naming the file, or None.
 
     Only what a user can fix and the error names a file for: no permission, a read-only file
-    system, a full disk. ``python -m course_sr`` maps these at its one error path, so a verb that
-    writes a file need not catch them itself.
+    system, a full disk, a path that is absent or in the way (a file where a folder is needed).
+    ``python -m course_sr`` maps these at its one error path, so a verb that writes a file need
+    not catch them itself.
     """
     path = err.filename if err.filename is not None else None
     where = f" {path}" if path is not None else ""
@@ -55,7 +56,14 @@ def from_os_error(err: OSError) -> UserError | None:
         return UserError(f"cannot {'read' if reading else 'write'} {path}: permission denied ({fix})")
     if err.errno == errno.EROFS:
         return UserError(f"cannot write {path}: read-only file system (choose another output folder)")
+    if err.errno in _PATH_ERRNOS:                # a path given on the command line that does not fit
+        other = f" -> {err.filename2}" if err.filename2 is not None else ""
+        return UserError(f"{path}{other}: {err.strerror or os.strerror(err.errno)} (check the paths given to the command)")
     return None
+
+
+# Errors about a path itself (absent, in the way, a file where a folder is needed, too long).
+_PATH_ERRNOS = frozenset((errno.ENOENT, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG))
 
 
 @contextlib.contextmanager
