@@ -121,8 +121,11 @@ def _torch_load(path: Path) -> dict:
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except RuntimeError:  # legacy (non-zip) files cannot be memory-mapped
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise RuntimeError(f"cannot read checkpoint {path}: {err}") from err
+    except Exception as err:  # truncated zip, pickle error, a pickled module (weights_only refuses)
+        # torch's first sentence only: the rest advises weights_only=False, unsafe for a file of unknown origin
+        first = str(err).splitlines()[0].split(". ")[0] if str(err) else ""
+        raise RuntimeError(f"cannot read checkpoint {path}: corrupt, truncated, or not a weights-only torch "
+                           f"file ({type(err).__name__}: {first})") from err
     if not isinstance(state, Mapping):
         raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a course_sr checkpoint dict")
     return dict(state)
