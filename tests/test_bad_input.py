@@ -419,3 +419,47 @@ def test_argparse_errors_keep_their_usage_and_exit_2(capsys):
 
 def test_unknown_verb(capsys):
     assert cli(["evalute"]) == 2 and "unknown verb 'evalute'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ the pieces
+def test_resolve_device(monkeypatch):
+    from course_sr.distributed import DeviceError, resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu") and resolve_device("auto").type in ("cpu", "cuda")
+    for name, match in [("banana", r"unknown device 'banana': use auto, cpu, cuda or cuda:N"),
+                        ("meta", r"'meta' is not supported"), ("cuda:x", "unknown device")]:
+        with pytest.raises(DeviceError, match=match):
+            resolve_device(name)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match=r"device 'cuda': no CUDA device on this machine; use --device cpu"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(DeviceError, match=r"'cuda:2': this machine has 2 CUDA device\(s\), numbered 0 to 1"):
+        resolve_device("cuda:2")
+
+
+def test_one_line_and_os_error_mapping(tmp_path):
+    from course_sr.errors import from_os_error, one_line, user_errors
+
+    assert one_line("3 missing file(s):\n  a.png\n  b.png\n") == "3 missing file(s): a.png; b.png"
+    assert from_os_error(OSError(errno.EIO, "I/O error", "x")) is None          # not the user's: traceback
+    assert "disk full while writing out.csv" in str(from_os_error(OSError(errno.ENOSPC, "full", "out.csv")))
+    assert "disk full while writing (file not named" in str(from_os_error(OSError(errno.ENOSPC, "full")))
+    assert str(from_os_error(OSError(errno.EROFS, "ro", "/mnt/x"))).startswith("cannot write /mnt/x: read-only")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x")
+    secret.chmod(0)
+    try:
+        reading = os.geteuid() != 0                # root can read anything: then it reads as a write
+        assert str(from_os_error(PermissionError(errno.EACCES, "denied", str(secret)))).startswith(
+            f"cannot {'read' if reading else 'write'} {secret}: permission denied")
+    finally:
+        secret.chmod(0o644)
+    with pytest.raises(UserError, match=r"^unknown thing$"):
+        with user_errors(KeyError):
+            raise KeyError("unknown thing")                 # the message, not KeyError's quoted repr
+    with pytest.raises(ZeroDivisionError):
+        with user_errors(ValueError):
+            raise ZeroDivisionError

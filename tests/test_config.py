@@ -53,3 +53,79 @@ def test_every_preset_builds_at_its_real_sizes_and_steps(preset):
         assert finite(out)
         sr = trainer.sr_net.eval()(lr)
         assert sr.shape == (1, 3, crop, crop)
+
+
+# ------------------------------------------------------------------ values checked at the boundary
+@pytest.mark.parametrize("override, match", [
+    ({"scaling_factor": 3}, r"scaling_factor=3: must be one of 2, 4, 8"),
+    ({"batch_size": 0}, r"batch_size=0: must be a whole number > 0"),
+    ({"batch_size": 2.5}, r"batch_size=2.5: must be a whole number > 0"),
+    ({"batch_size": True}, r"batch_size=True"),
+    ({"pretrain_iters": -3}, r"pretrain_iters=-3: must be a whole number >= 0"),
+    ({"ckpt_every": 0}, r"ckpt_every=0"), ({"log_every": 0}, r"log_every=0"), ({"val_every": 0}, r"val_every=0"),
+    ({"lr_pretrain": 0}, r"lr_pretrain=0: must be a number > 0"),
+    ({"lr_g": float("nan")}, r"lr_g=nan"),
+    ({"lr_decay_at": 1.5}, r"lr_decay_at=1.5: must be a fraction"),
+    ({"beta": -1}, r"beta=-1"), ({"workers": -1}, r"workers=-1"),
+    ({"cache": "ram"}, r"cache='ram': must be one of 'memory', 'disk', 'none'"),
+    ({"device": "banana"}, r"device='banana': must be auto, cpu, cuda or cuda:N"),
+    ({"adam_betas": (0.9, 1.5)}, r"adam_betas"),
+    ({"amp": "yes"}, r"amp='yes': must be true or false"),
+    ({"crop_size": 30}, r"crop_size=30 is not a multiple of scaling_factor=4"),
+])
+def test_bad_values_are_refused_naming_key_and_value(override, match):
+    from course_sr.config import ConfigError
+    from course_sr.errors import UserError
+
+    with pytest.raises(ConfigError, match=match) as err:
+        get_config("quick", **override)
+    assert isinstance(err.value, ValueError) and isinstance(err.value, UserError)   # old except clauses
+
+
+def test_a_notebook_edit_is_checked_when_the_run_starts():
+    """runner.run calls finalize on the config it is given, so cfg.batch_size = 0 in a notebook
+    stops there too, not as a ZeroDivisionError later."""
+    from course_sr.config import ConfigError, finalize
+
+    cfg = get_config("quick")
+    cfg.val_every = 0
+    with pytest.raises(ConfigError, match="val_every=0"):
+        finalize(cfg)
+
+
+def test_whole_numbers_written_as_floats_are_accepted():
+    cfg = get_config("quick", pretrain_iters=1e3, gan_iters=0, amp=1)      # --set pretrain_iters=1e3
+    assert cfg.pretrain_iters == 1000 and type(cfg.pretrain_iters) is int and cfg.gan_iters == 0
+
+
+def test_unknown_keys_and_presets_suggest_the_close_ones(tmp_path):
+    from course_sr.config import ConfigKeyError
+
+    with pytest.raises(ConfigKeyError, match=r"unknown config key 'batch_sise' \(from overrides\); did you mean "
+                                             r"'batch_size'\?") as err:
+        get_config("quick", batch_sise=4)
+    assert isinstance(err.value, KeyError) and str(err.value).startswith("unknown")      # no KeyError quotes
+    with pytest.raises(KeyError, match=r"'LR_PRETRAIN'.*did you mean 'lr_pretrain'"):
+        get_config(None, LR_PRETRAIN=1e-3)
+    with pytest.raises(KeyError, match=r"unknown config 'quik': not a preset \(colab, .*quick\).*did you mean 'quick'"):
+        get_config("quik")
+    (tmp_path / "exp.yaml").write_text("preset: quikc\n")
+    with pytest.raises(KeyError, match=r"exp\.yaml: unknown preset 'quikc'; choose one of colab, "):
+        get_config(tmp_path / "exp.yaml")
+
+
+@pytest.mark.parametrize("text, match", [
+    ("batch_size: [16\n", r"cannot read config file .*exp\.yaml: "),
+    ("- just\n- a list\n", r"exp\.yaml must hold a mapping"),
+])
+def test_unreadable_config_files_name_the_file(tmp_path, text, match):
+    from course_sr.config import ConfigError
+
+    (tmp_path / "exp.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        get_config(tmp_path / "exp.yaml")
+    (tmp_path / "exp.yaml").write_bytes(b"batch_size: 8 # caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"exp\.yaml: not UTF-8"):
+        get_config(tmp_path / "exp.yaml")
+    with pytest.raises(FileNotFoundError, match=r"config file not found: .*nope\.yaml"):
+        get_config(tmp_path / "nope.yaml")

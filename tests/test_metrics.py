@@ -145,3 +145,16 @@ def test_mean_y_shift_sees_a_brightness_cast_not_texture():
     assert mean_y_shift(brighter, hr, 4) == pytest.approx(10 * 219 / 255)    # Y weights sum to 219/255
     shuffled = hr.reshape(-1, 3)[rng.permutation(32 * 32)].reshape(32, 32, 3)
     assert abs(mean_y_shift(shuffled, hr, 0)) < 1e-9          # other texture, same colours: no shift
+
+
+def test_size_errors_name_the_image():
+    """evaluate passes the HR file: "cannot shave ... (8, 8)" then says which image of a set it is."""
+    from course_sr.errors import UserError
+
+    small = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(UserError, match=r"^data/Set5/HR/tiny\.png: cannot shave 4 px .*\(8, 8\)"):
+        metrics.psnr_ssim(small, small, 4, name="data/Set5/HR/tiny.png")
+    with pytest.raises(ValueError, match=r"^hr\.png: SSIM needs at least 11x11"):
+        metrics.ssim(np.zeros((16, 16), np.uint8), np.zeros((16, 16), np.uint8), 4, name="hr.png")
+    with pytest.raises(ValueError, match=r"^hr\.png: SR and HR sizes differ"):
+        metrics.mean_y_shift(np.zeros((20, 20), np.uint8), np.zeros((20, 24), np.uint8), 4, name="hr.png")
