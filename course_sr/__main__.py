@@ -4,8 +4,8 @@ Each verb lives in the module that owns its idea, as a ``main(argv) -> int`` fun
 table is the whole dispatch (no registry, no auto-import), so "go to definition" works.
 
 One error path for every verb (``course_sr.errors``): a :class:`~course_sr.errors.UserError`, and
-an ``OSError`` that names a file the user cannot write (permission denied, read-only file system,
-disk full), print ``<verb>: error: <message>`` as one line on stderr and exit with status 2; any
+an ``OSError`` about a file the command names (permission denied, read-only file system, disk full,
+a path absent or in the way: ``errors.from_os_error``), print ``<verb>: error: <message>`` as one line on stderr and exit with status 2; any
 other exception is a bug in the kit and keeps its traceback. ``--debug`` (anywhere on the command
 line) or ``COURSE_SR_DEBUG=1`` shows the traceback of a user error too. argparse's own errors
 (usage line + ``error:``) also exit with 2.
@@ -41,6 +41,8 @@ def _usage() -> str:
     width = max(map(len, VERBS))
     lines = ["usage: python -m course_sr <verb> [options]   (<verb> --help for its options)", "", "verbs:"]
     lines += [f"  {v:<{width}}  {doc}" for v, (_, doc) in VERBS.items()]
+    lines += ["", f"A mistake you can fix is one line, '<verb>: error: ...', exit status 2; {DEBUG_FLAG} (or "
+              f"{DEBUG_ENV}=1) shows its traceback."]
     return "\n".join(lines)
 
 

@@ -3,7 +3,11 @@
 A :class:`UserError` is a mistake the user can correct: a missing file, a value out of range, a
 checkpoint that does not match the config. Its message is one line that names the file or value and
 says what to do. ``python -m course_sr <verb>`` prints it as ``<verb>: error: <message>`` and exits
-with status 2, without a traceback; anything else is a bug in the kit and keeps its traceback.
+with status 2, without a traceback (``--debug`` or ``COURSE_SR_DEBUG=1`` shows it); anything else
+is a bug in the kit and keeps its traceback. The same path turns an ``OSError`` about a file the
+user gave into one line (:func:`from_os_error`: permission denied, read-only, disk full, a path
+absent or in the way); :func:`naming` gives a full disk's error its file, and
+:func:`user_errors` lets a verb treat the built-in errors of older code as the user's.
 
 The package's specific errors derive from it as well as from the built-in class a caller would
 expect (``MissingDataError`` is also a ``FileNotFoundError``, ``CacheTooLargeError`` a
