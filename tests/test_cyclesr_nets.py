@@ -131,8 +131,12 @@ def test_factories_follow_the_config(sr_net, out_range):
     assert g.residual and not any(isinstance(m, nn.ConvTranspose2d) for m in g.modules())
     assert build_patch_discriminator(cfg).n_layers == 2
     assert build_dual_network(cfg).scale == 4
+    with pytest.raises(ValueError, match="sr_net='edsr'"):     # refused by the config first ...
+        get_config(**TINY, sr_net="edsr")
+    bad = get_config(**TINY)
+    bad.sr_net = "edsr"                                        # ... and by the factory, if edited after
     with pytest.raises(ValueError, match="unknown"):
-        build_sr_network(get_config(**TINY, sr_net="edsr"))
+        build_sr_network(bad)
 
 
 def test_noise_input_makes_the_generator_random():
