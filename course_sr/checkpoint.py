@@ -21,12 +21,26 @@ resume (:func:`scaler_states`).
 Writes are atomic (:func:`save_checkpoint`): the bytes go to a temporary file in the same
 folder, are flushed and fsync'ed, then ``os.replace`` swaps the name in one step. A process
 killed mid-save (a Colab disconnect) leaves the previous file untouched; at worst a stray
-``.*.tmp`` file remains. The folder may be on Google Drive.
+``.<name>.<pid>.tmp`` file remains, which the next run in that folder removes
+(:func:`remove_stray_tmp`). The folder may be on Google Drive. A full disk or a read-only
+folder while saving is a :class:`CheckpointWriteError` naming the file ("disk full"), and the
+previous checkpoint stays as it was.
+
+Every checkpoint carries a checksum of its contents, ``"checksum": {"sha256": hex}``: SHA-256
+over every entry (keys, numbers, strings, and each tensor's dtype, shape and bytes; see
+:func:`content_digest`). ``torch.load`` checks no CRC, so a file damaged on its way through a
+Drive sync would otherwise load and train on: :func:`load_checkpoint` recomputes the digest and
+refuses a file whose contents changed (:class:`CheckpointError`, naming the path). The returned
+dict has no ``"checksum"`` entry. Checkpoints written before checksums (course_sr before issue
+17) still load, unverified, with one warning per file (``warnings.warn``).
 """
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -41,6 +55,21 @@ FORMAT = "course_sr/1"
 
 class NonFiniteError(UserError, FloatingPointError):
     """A loss or a weight became NaN/inf: the stage stops, the last good checkpoint is kept."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint that cannot be used: corrupt, truncated, not a course_sr file, a checksum
+    that does not match, or one that does not fit the run's config (the message names the file
+    and, for a mismatch, the settings that differ)."""
+
+
+class CheckpointNotFoundError(UserError, FileNotFoundError):
+    """No checkpoint at the given path."""
+
+
+class CheckpointWriteError(UserError, OSError):
+    """A checkpoint could not be written: the disk is full or the folder is read-only. The
+    message names the file; the previous checkpoint of that name is intact."""
 
 
 # --------------------------------------------------------------------------------------
@@ -123,33 +152,114 @@ def check_finite(models: Mapping[str, Mapping[str, torch.Tensor]], where: str = 
         raise NonFiniteError(f"{bad} has NaN/inf values{where}: not saving these weights")
 
 
+def _feed(h, obj: Any) -> None:
+    """Hash ``obj`` (a checkpoint entry) into ``h``, type-tagged so that 1, 1.0, "1" and True differ."""
+    if torch.is_tensor(obj):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)};".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(obj, Mapping):
+        h.update(f"D{len(obj)};".encode())
+        for k, v in obj.items():             # insertion order: torch.save/torch.load keep it
+            _feed(h, k)
+            _feed(h, v)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{len(obj)};".encode())
+        for v in obj:
+            _feed(h, v)
+    elif isinstance(obj, str):
+        b = obj.encode("utf-8", "surrogatepass")
+        h.update(f"S{len(b)};".encode() + b)
+    elif isinstance(obj, bool) or obj is None:
+        h.update(f"{obj!r};".encode())
+    elif isinstance(obj, int):
+        h.update(f"I{obj};".encode())
+    elif isinstance(obj, float):
+        h.update(f"F{obj.hex()};".encode())
+    elif isinstance(obj, bytes):
+        h.update(f"Y{len(obj)};".encode() + obj)
+    else:                                    # anything else weights_only can load (torch.Size, dtypes)
+        h.update(f"R{obj!r};".encode())
+
+
+def content_digest(state: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a checkpoint's contents, its ``"checksum"`` entry left out: every key and
+    value in order, tensors by dtype, shape and bytes (on the CPU, so a GPU run and its copy
+    agree). What :func:`save_checkpoint` stores and :func:`load_checkpoint` verifies."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != "checksum"})
+    return h.hexdigest()
+
+
+def remove_stray_tmp(folder: str | os.PathLike) -> int:
+    """Delete the ``.<name>.pt.<pid>.tmp`` files that saves killed mid-write left in ``folder``;
+    returns how many. (Call it before this process saves: its own temporary files are never
+    left behind by a save that returned.)"""
+    folder = Path(folder)
+    n = 0
+    for p in folder.glob(".*.pt.*.tmp") if folder.is_dir() else ():
+        try:
+            p.unlink()
+            n += 1
+        except FileNotFoundError:
+            pass
+    return n
+
+
+DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+READ_ONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _write_error(err: BaseException, path: Path) -> CheckpointWriteError | None:
+    """The one-line error for a failed write of ``path``, or None when ``err`` is not a full
+    disk or a read-only folder. torch reports a write that ran out of space as a RuntimeError
+    from its zip writer ("[enforce fail at inline_container.cc:...] unexpected pos ...")."""
+    text = str(err)
+    if (isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS) or (
+            isinstance(err, RuntimeError) and ("unexpected pos" in text or "PytorchStreamWriter failed" in text
+                                               or "No space left" in text)):
+        return CheckpointWriteError(f"disk full while writing checkpoint {path}: free some space (or move the run "
+                                    f"folder), then resume; the previous {path.name} is intact")
+    if isinstance(err, OSError) and err.errno in READ_ONLY_ERRNOS:
+        return CheckpointWriteError(f"cannot write checkpoint {path}: the folder {path.parent} is read-only "
+                                    f"({os.strerror(err.errno)}); make it writable or choose another --out")
+    return None
+
+
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike, check: bool = True) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file in the same folder, fsync, rename).
 
-    ``state`` should follow the module docstring; ``format`` is filled in when missing. With
-    ``check`` (default) the model weights are checked first and a NaN/inf raises
-    :class:`NonFiniteError` without touching ``path``, so ``last.pt`` never holds broken weights.
+    ``state`` should follow the module docstring; ``format`` is filled in when missing, and the
+    ``checksum`` (:func:`content_digest`) is added. With ``check`` (default) the model weights
+    are checked first and a NaN/inf raises :class:`NonFiniteError` without touching ``path``, so
+    ``last.pt`` never holds broken weights. A full disk or a read-only folder raises
+    :class:`CheckpointWriteError` (naming ``path``), leaving the previous file as it was.
     Returns the path.
     """
     path = Path(path)
-    state = dict(state)
+    state = {k: v for k, v in state.items() if k != "checksum"}
     state.setdefault("format", FORMAT)
     if check and "models" in state:
         check_finite(state["models"], f" (while saving {path})")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    state["checksum"] = {"sha256": content_digest(state)}
     # Same folder, so os.replace is a rename on one file system (atomic, also on Drive mounts).
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())     # the bytes are on disk before the name points at them
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             tmp.unlink()
-        except FileNotFoundError:
+        except OSError:
             pass
+        clear = _write_error(err, path)
+        if clear is not None:
+            raise clear from err
         raise
     try:                              # make the rename itself durable (not possible everywhere)
         fd = os.open(path.parent, os.O_RDONLY)
@@ -163,24 +273,35 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike, check: bo
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a course_sr checkpoint with ``torch.load(weights_only=True)``.
+    """Read a course_sr checkpoint with ``torch.load(weights_only=True)`` and verify its checksum.
+
+    Returns the checkpoint's dict without its ``"checksum"`` entry. A file written before
+    checksums loads unverified, with a warning.
 
     Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: the file is corrupt/truncated or not a course_sr checkpoint (message names it).
+        CheckpointNotFoundError (a FileNotFoundError): no file at ``path``.
+        CheckpointError (a ValueError): the file is corrupt/truncated, its contents do not match
+            its checksum, or it is not a course_sr checkpoint (the message names it).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise CheckpointNotFoundError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, pickle error, a pickled module (weights_only refuses)
-        raise ValueError(f"cannot read checkpoint {path}: corrupt, truncated, or not a weights-only "
-                         f"torch file ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from err
+        raise CheckpointError(f"cannot read checkpoint {path}: corrupt, truncated, or not a weights-only "
+                              f"torch file ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ValueError(f"{path} is not a course_sr checkpoint (format {found!r}, expected {FORMAT!r}); "
-                         "course_sr checkpoints are written by course_sr.runner / save_checkpoint")
+        raise CheckpointError(f"{path} is not a course_sr checkpoint (format {found!r}, expected {FORMAT!r}); "
+                              "course_sr checkpoints are written by course_sr.runner / save_checkpoint")
+    stored = ckpt.pop("checksum", None)
+    if stored is None:
+        warnings.warn(f"{path} has no checksum (written by an older course_sr): loaded without verifying "
+                      "its contents", stacklevel=2)
+    elif not isinstance(stored, Mapping) or stored.get("sha256") != content_digest(ckpt):
+        raise CheckpointError(f"checkpoint {path} is corrupt: its contents do not match its checksum (damaged "
+                              "while copied or synced?); use another copy, or an earlier checkpoint of the run")
     return ckpt
 
 
@@ -213,12 +334,12 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
     info = checkpoint_info(ckpt, path)
     models = ckpt.get("models", {})
     if "generator" not in models:
-        raise ValueError(f"{path} holds no generator weights (models: {sorted(models)})")
+        raise CheckpointError(f"{path} holds no generator weights (models: {sorted(models)})")
     model = build_generator(EasyDict(ckpt["config"]), info["arch"])
     try:
         model.load_state_dict(models["generator"])
     except RuntimeError as err:
-        raise ValueError(f"{path}: the generator weights do not fit a {info['arch']!r} built from the "
+        raise CheckpointError(f"{path}: the generator weights do not fit a {info['arch']!r} built from the "
                          f"checkpoint's config: {str(err).splitlines()[0]}") from err
     info["output_range"] = model.output_range
     return model.to(device).eval(), info

@@ -144,3 +144,103 @@ def test_rank_rng_state_picks_each_ranks_own():
     ckpt = {"rng": {"who": 0}, "rng_ranks": [{"who": 0}, {"who": 1}]}
     assert [ck.rank_rng_state(ckpt, r)["who"] for r in range(3)] == [0, 1, 0]
     assert ck.rank_rng_state({"rng": {"who": 0}}, 1)["who"] == 0     # written by one process
+
+
+# ---- checksums (issue 17: 16 flipped bytes inside a tensor loaded and trained on) -------------
+def flip_bytes_inside(path, tensor, n=16):
+    """Flip ``n`` bytes in the middle of ``tensor``'s stored bytes in the file at ``path``."""
+    data = bytearray(path.read_bytes())
+    raw = tensor.contiguous().view(torch.uint8).numpy().tobytes()
+    at = data.find(raw)
+    assert at > 0, "the tensor's bytes are stored verbatim in the zip"
+    start = at + len(raw) // 2 - n // 2
+    for i in range(start, start + n):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_every_checkpoint_carries_a_checksum_that_load_verifies_and_strips(tmp_path):
+    state = make_state()
+    path = save_checkpoint(state, tmp_path / "last.pt")
+    raw = torch.load(path, weights_only=True)
+    assert set(raw["checksum"]) == {"sha256"} and len(raw["checksum"]["sha256"]) == 64
+    back = load_checkpoint(path)
+    assert "checksum" not in back and ck.content_digest(back) == raw["checksum"]["sha256"]
+    save_checkpoint(back, tmp_path / "again.pt")          # a loaded checkpoint saved again verifies again
+    assert load_checkpoint(tmp_path / "again.pt")["iteration"] == 7
+
+
+def test_a_checkpoint_with_flipped_bytes_inside_a_tensor_is_refused_with_its_path(tmp_path):
+    state = make_state()
+    path = save_checkpoint(state, tmp_path / "last.pt")
+    weight = state["models"]["discriminator"]["fc1.weight"] if "fc1.weight" in state["models"]["discriminator"] \
+        else max(state["models"]["generator"].values(), key=lambda t: t.numel())
+    flip_bytes_inside(path, weight)
+    torch.load(path, weights_only=True)                   # torch itself notices nothing
+    with pytest.raises(ck.CheckpointError, match=r"checkpoint .*last.pt is corrupt: its contents do not match"):
+        load_checkpoint(path)
+    with pytest.raises(ck.CheckpointError, match="last.pt is corrupt"):
+        load_generator(path)
+
+
+def test_the_digest_sees_every_kind_of_entry():
+    base = {"a": 1, "b": [1.0, "x"], "t": torch.zeros(3)}
+    d = ck.content_digest(base)
+    for changed in ({**base, "a": True}, {**base, "a": 1.0}, {**base, "b": [1.0, "y"]},
+                    {**base, "t": torch.zeros(3, dtype=torch.float64)}, {**base, "t": torch.zeros(1, 3)},
+                    {**base, "t": torch.tensor([0.0, 0.0, 1e-30])}, {**base, "c": None}):
+        assert ck.content_digest(changed) != d
+    assert ck.content_digest({**base, "checksum": {"sha256": "x"}}) == d
+    assert ck.content_digest({"t": torch.ones(2, dtype=torch.bfloat16)}) != ck.content_digest({"t": torch.ones(2)})
+
+
+def test_a_checkpoint_without_a_checksum_still_loads_with_a_warning(tmp_path):
+    state = {**make_state(), "format": ck.FORMAT}
+    torch.save(state, tmp_path / "old.pt")               # as written before checksums
+    with pytest.warns(UserWarning, match=r"old.pt has no checksum"):
+        assert load_checkpoint(tmp_path / "old.pt")["iteration"] == 7
+
+
+# ---- disk full / read-only while saving (issue 17: "unexpected pos" raw tracebacks) ---------
+@pytest.mark.parametrize("error", [
+    OSError(28, "No space left on device"),
+    RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 832 vs 768"),
+])
+def test_disk_full_while_saving_says_so_names_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch, error):
+    path = save_checkpoint(make_state(), tmp_path / "last.pt")
+    before = path.read_bytes()
+
+    def full(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 part of a zip")
+        raise error
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(ck.CheckpointWriteError, match=r"^disk full while writing checkpoint .*last.pt: .*intact") as e:
+        save_checkpoint(make_state(), path)
+    assert isinstance(e.value, OSError) and "\n" not in str(e.value)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_read_only_folder_says_so(tmp_path, monkeypatch):
+    import builtins
+
+    real_open = builtins.open
+
+    def read_only(file, mode="r", *args, **kwargs):      # root ignores chmod: fake the file system's answer
+        if "w" in mode and str(file).endswith(".tmp"):
+            raise OSError(30, "Read-only file system", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", read_only)
+    with pytest.raises(ck.CheckpointWriteError, match=r"cannot write checkpoint .*last.pt: the folder .* is read-only"):
+        save_checkpoint(make_state(), tmp_path / "last.pt")
+
+
+def test_stray_tmp_files_of_killed_saves_are_removed(tmp_path):
+    save_checkpoint(make_state(), tmp_path / "last.pt")
+    for name in (".last.pt.123.tmp", ".best.pt.9.tmp"):
+        (tmp_path / name).write_bytes(b"half")
+    (tmp_path / "notes.tmp").write_text("not ours")
+    assert ck.remove_stray_tmp(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "notes.tmp"]
+    assert ck.remove_stray_tmp(tmp_path / "missing") == 0
