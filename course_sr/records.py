@@ -100,12 +100,15 @@ class RunRecords:
             "resumed" line, and ``load_state_dict`` is expected with the checkpoint's history.
         is_main: False on non-zero distributed ranks: nothing is written or printed (the
             history is still kept in memory).
+        write_config: write ``config.yaml`` now (default). A resume passes False and calls
+            :meth:`write_config` once the checkpoint has been loaded into the networks, so a
+            failed resume (a checkpoint that does not fit) leaves the old ``config.yaml`` as it was.
         tensorboard: force events on/off; None means ``config.get("tensorboard", True)``.
             Without the tensorboard package events are off and the log says so.
     """
 
     def __init__(self, out_dir: str | os.PathLike, config: Mapping[str, Any], resume: bool = False,
-                 is_main: bool = True, tensorboard: bool | None = None):
+                 is_main: bool = True, tensorboard: bool | None = None, write_config: bool = True):
         self.out_dir = Path(out_dir)
         self.config = config
         self.is_main = bool(is_main)
@@ -117,13 +120,15 @@ class RunRecords:
         # write (see _before_write), once the checkpoint's history is known.
         self._purge_pending = True
         self._closed = False
+        self._config_written = False
 
         want_tb = config.get("tensorboard", True) if tensorboard is None else tensorboard
         self._writer_cls = _summary_writer_class() if (want_tb and self.is_main) else None
         if not self.is_main:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.yaml").write_text(config_yaml(config))
+        if write_config:
+            self.write_config()
         self._log_file = open(self.out_dir / "log.txt", "a", encoding="utf-8")
         word = "resumed" if self.resume else "started"
         self.log(f"run {word} in {self.out_dir} (method={config.get('method', '?')})")
@@ -137,12 +142,21 @@ class RunRecords:
             self.log("TensorBoard events off: the tensorboard package is not installed "
                      "(pip install tensorboard); log.txt and the history are still written")
 
+    def write_config(self) -> None:
+        """Write ``config.yaml`` (the resolved config), once; rank 0 only."""
+        if not self.is_main or self._config_written:
+            return
+        (self.out_dir / "config.yaml").write_text(config_yaml(self.config))
+        self._config_written = True
+
     # ------------------------------------------------------------------ text log
-    def log(self, msg: str) -> None:
-        """Print ``msg`` (progress-bar safe) and append it, time-stamped, to ``log.txt``."""
+    def log(self, msg: str, console: bool = True) -> None:
+        """Print ``msg`` (progress-bar safe) and append it, time-stamped, to ``log.txt``.
+        ``console=False``: ``log.txt`` only (a message the caller raises, so the user sees it once)."""
         if not self.is_main:
             return
-        _console(msg)
+        if console:
+            _console(msg)
         if self._log_file is not None:
             stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
             for line in str(msg).splitlines() or [""]:

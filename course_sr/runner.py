@@ -5,8 +5,8 @@
 
 or, the same from a shell (the notebook and the command call this same function)::
 
-    python -m course_sr train --config quick --out runs/quick [--max-iters N] [--resume CKPT]
-                              [--set key=value ...]
+    python -m course_sr train --config quick --out runs/quick [--max-iters N] [--resume CKPT|auto]
+                              [--overwrite] [--set key=value ...]
 
 The schedule is counted in iterations (one batch each), not epochs: stage ``pretrain`` runs
 ``pretrain_iters`` steps of :func:`~course_sr.solver.pretrain_step`, then stage ``gan`` runs
@@ -25,6 +25,26 @@ Run directory::
 Only ``last.pt`` holds optimiser, scheduler and grad-scaler state; ``best.pt`` and
 ``*_end.pt`` hold the weights (plus history and RNG, so ``pretrain_end.pt`` still starts
 stage 2 exactly), a third of the size in the GAN stage.
+
+A run directory is never overwritten by accident: a fresh start (no ``resume``) where
+``checkpoints/`` already holds ``*.pt`` files is refused with one line naming ``--resume auto``,
+``--overwrite`` (which deletes the old checkpoints and sample grids first) and a new ``--out``.
+``--resume auto`` (the notebooks' ``resume="auto"``) continues from ``checkpoints/last.pt`` when
+it exists and starts afresh otherwise. Stray ``.*.tmp`` files of saves killed mid-write are
+removed at the start (the log says how many). Each stage-end file is written before the
+``last.pt`` that records the stage as done, so a kill at any point leaves ``*_end.pt`` in place
+once ``last.pt`` is past the stage; a resume from a ``last.pt`` at a stage end whose end file is
+missing (a run of an older kit) writes it. Every checkpoint carries a checksum, verified on load.
+
+What a resume may change: the network sizes, ``method`` and ``seed`` are fixed by the checkpoint
+(a different value is refused, naming the file and ``n_blocks 2 vs 4``; ``config.yaml`` is only
+rewritten once the checkpoint has loaded). Inside a stage, the optimiser hyper-parameters of the
+config (``lr_pretrain``, ``lr_g``, ``lr_d``, ``adam_betas``, and the GAN stage's lr schedule:
+``lr_decay_at``, ``lr_decay_gamma``, ``gan_iters``) are applied to the restored optimisers and
+schedulers, and the log says so ("applied to the restored optimisers ..."), so "lower the
+learning rate, then resume" after a NaN does what it says. ``pretrain_iters`` cannot move the
+end of stage 1 once the run is past it. Everything else (batch size, intervals, data, ...)
+takes effect from the resumed iteration, as the log's "in effect from iteration k" line says.
 
 Resuming (``resume=path`` or ``resume="auto"`` for ``<out_dir>/checkpoints/last.pt`` when it
 exists) restores weights, optimisers, schedulers, grad scalers (one per optimiser), history and
@@ -64,8 +84,10 @@ import torch.nn.functional as F
 from easydict import EasyDict
 from tqdm import tqdm
 
-from .checkpoint import (NonFiniteError, capture_rng_state, first_non_finite, load_checkpoint, rank_rng_state,
-                         restore_rng_state, save_checkpoint, scaler_states)
+from .checkpoint import (READ_ONLY_ERRNOS, CheckpointError, NonFiniteError, capture_rng_state, first_non_finite,
+                         load_checkpoint, rank_rng_state, remove_stray_tmp, restore_rng_state, save_checkpoint,
+                         scaler_states)
+from .errors import UserError
 from .config import finalize, get_config, to_plain
 from .data_lists import check_splits
 from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_object, current,  # noqa: F401
@@ -78,6 +100,95 @@ from .utils import convert_image, seed_everything
 STAGES = ("pretrain", "gan")
 BALANCE_BATCHES = 10          # stage 2's first batches, over which the loss balance is logged
 RESUME_ONLY = ("optimizers", "schedulers", "scalers")   # in last.pt only: best.pt / *_end.pt hold weights
+
+# Settings a resume cannot change: the network sizes (the weights would not fit) and the seed
+# (every random stream is restored from the checkpoint, so a new seed would only be logged).
+ARCH_KEYS = {
+    "srgan": ("scaling_factor", "generator", "large_kernel_size", "small_kernel_size", "n_channels", "n_blocks",
+              "bicubic_residual", "d_kernel_size", "d_n_channels", "d_n_blocks", "d_fc_size"),
+    "cyclesr": ("scaling_factor", "sr_net", "SR_nb", "SR_nf", "SR_norm_type", "cyc_ngf", "cyc_ndf", "cyc_n_blocks",
+                "cyc_n_layers_D", "cyc_norm", "cyc_up_mode", "cyc_residual", "cyc_noise_nc"),
+    "dual": ("scaling_factor", "sr_net", "SR_nb", "SR_nf", "SR_norm_type", "dual_nf"),
+}
+FIXED_ON_RESUME = ("method", "seed")
+
+
+class RunExistsError(UserError, FileExistsError):
+    """A fresh run was asked for in a run directory that already holds checkpoints."""
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any], keys) -> dict[str, tuple[Any, Any]]:
+    return {k: (old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)}
+
+
+def _say_differences(diff: Mapping[str, tuple[Any, Any]]) -> str:
+    """``n_blocks 2 vs 4, seed 0 vs 1`` (the checkpoint's value first)."""
+    return ", ".join(f"{k} {a!r} vs {b!r}" if isinstance(a, str) or isinstance(b, str) else f"{k} {a} vs {b}"
+                     for k, (a, b) in diff.items())
+
+
+def check_resumable(ckpt: Mapping[str, Any], config: Mapping[str, Any], path: Any) -> None:
+    """Refuse (:class:`CheckpointError`, naming ``path`` and each differing setting as
+    ``n_blocks 2 vs 4``, the checkpoint's value first) a resume whose config changes what a
+    checkpoint fixes: the method, the seed, and the network sizes (:data:`ARCH_KEYS`)."""
+    old, method = ckpt.get("config", {}), config.get("method", "srgan")
+    sizes = ARCH_KEYS.get(method, ())
+    if method != "srgan" and config.get("sr_net") == "srresnet":        # CycleSR/dual with an SRResNet
+        sizes = sizes + ("large_kernel_size", "small_kernel_size", "n_channels", "n_blocks", "bicubic_residual")
+    fixed = _differences({**old, "method": ckpt.get("method", old.get("method"))}, config, FIXED_ON_RESUME)
+    diff = {**fixed, **_differences(old, config, sizes)}
+    if diff:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this config: {_say_differences(diff)} (checkpoint vs config); "
+            "network sizes, method and seed cannot change on resume: set them back, or start a new run "
+            "(--overwrite, or a new --out)")
+
+
+def mismatch_error(err: Exception, ckpt: Mapping[str, Any], config: Mapping[str, Any], path: Any) -> CheckpointError:
+    """The one-line error for weights that do not load (``load_state_dict``'s RuntimeError):
+    the file and the settings that differ, instead of PyTorch's "Missing key(s) in state_dict"."""
+    diff = _differences(ckpt.get("config", {}), config, sorted(set(config) | set(ckpt.get("config", {}))))
+    diff.pop("preset", None)
+    said = _say_differences(diff) if diff else "no setting differs (a checkpoint written by another version?)"
+    return CheckpointError(f"the weights in checkpoint {path} do not fit the networks of this config "
+                           f"({str(err).splitlines()[0][:120]}); settings that differ (checkpoint vs config): {said}")
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, state: Mapping[str, Any], scheduler: Any = None,
+                      scheduler_state: Mapping[str, Any] | None = None, name: str = "") -> list[str]:
+    """Load an optimiser's (and its lr scheduler's) saved state, then re-apply the hyper-parameters
+    of ``optimizer``/``scheduler`` as built from the current config (lr, betas, ...; the scheduler's
+    base lrs, milestones and gamma). So a resume inside a stage with a new ``lr_pretrain`` really
+    trains on at that lr (from this iteration; the Adam moments do not depend on it) instead of the
+    checkpoint's. Returns one ``"<name> lr 0.001 -> 1e-05"`` line per value changed ([] when the
+    config is the checkpoint's, in which case the restored state is left exactly as saved)."""
+    fresh = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    fresh_sched = dict(scheduler.state_dict()) if scheduler is not None else {}
+    optimizer.load_state_dict(state)
+    if scheduler is not None:
+        scheduler.load_state_dict(scheduler_state)
+    changed: list[str] = []
+    sched_keys = [k for k in ("base_lrs", "milestones", "gamma", "step_size", "lr_lambdas") if k in fresh_sched]
+    sched_diff = [k for k in sched_keys if scheduler.state_dict().get(k) != fresh_sched[k]]
+    for k in sched_diff:
+        changed.append(f"{name} scheduler {k} {_plain(scheduler.state_dict().get(k))} -> {_plain(fresh_sched[k])}")
+        setattr(scheduler, k, copy.deepcopy(fresh_sched[k]))
+    closed = scheduler._get_closed_form_lr() if sched_diff and hasattr(scheduler, "_get_closed_form_lr") else None
+    for i, (group, want) in enumerate(zip(optimizer.param_groups, fresh)):
+        for k, v in want.items():
+            if k == "lr" and scheduler is not None:
+                v = closed[i] if closed is not None else group["lr"]     # the lr the schedule gives now
+            if group.get(k) != v:
+                if k != "initial_lr":                                # the scheduler's copy of base_lrs
+                    changed.append(f"{name} {k} {_plain(group.get(k))} -> {_plain(v)}")
+                group[k] = v
+    if closed is not None:
+        scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+    return changed
+
+
+def _plain(v: Any) -> Any:
+    return dict(v) if isinstance(v, Mapping) else list(v) if isinstance(v, tuple) else v
 
 
 # --------------------------------------------------------------------------------------
@@ -353,19 +464,25 @@ class SRGANTraining:
         the schedulers and best PSNR only when the checkpoint was written inside the current
         stage (at a stage boundary the new stage starts with fresh ones, as an unbroken run does).
         Inside a stage that needs ``last.pt``: ``best.pt`` and ``*_end.pt`` hold weights only."""
-        self.generator.load_state_dict(state["models"]["generator"])
-        if self.discriminator is not None and "discriminator" in state["models"]:
-            self.discriminator.load_state_dict(state["models"]["discriminator"])
+        try:
+            self.generator.load_state_dict(state["models"]["generator"])
+            if self.discriminator is not None and "discriminator" in state["models"]:
+                self.discriminator.load_state_dict(state["models"]["discriminator"])
+        except RuntimeError as err:
+            raise mismatch_error(err, state, to_plain(self.cfg), source) from err
         if not same_stage:
             return
         if "optimizers" not in state:
-            raise ValueError(f"{source} holds weights only (no optimiser state: best.pt and *_end.pt are "
-                             f"for evaluation), so it cannot continue stage {self.stage} at iteration "
-                             f"{state.get('iteration')}; resume from checkpoints/last.pt instead")
+            raise CheckpointError(f"{source} holds weights only (no optimiser state: best.pt and *_end.pt are "
+                                  f"for evaluation), so it cannot continue stage {self.stage} at iteration "
+                                  f"{state.get('iteration')}; resume from checkpoints/last.pt instead")
+        applied = []
         for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        for k, s in self.schedulers.items():
-            s.load_state_dict(state["schedulers"][k])
+            applied += restore_optimizer(o, state["optimizers"][k], self.schedulers.get(k),
+                                         state["schedulers"].get(k), name=f"optimizer {k}")
+        if applied:
+            self.records.log(f"applied to the restored optimisers of stage {self.stage} (from iteration "
+                             f"{self.iteration} on; the checkpoint's values before): " + ", ".join(applied))
         self.precision.load_state_dict(scaler_states(state, self.optimizers), self.optimizers)
         self.best_psnr = float(state.get("best_psnr", float("-inf")))
         if "window" in state:
@@ -419,12 +536,26 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters:
     if cfg.init_from and not ckpt:
         t.init_generator_from(cfg.init_from)
     if ckpt:
+        # The checkpoint must lie inside its stage under this config's schedule: pretrain_iters
+        # (or init_from) cannot move stage 1's end once the run is past it.
+        stage, (begin, end) = ckpt["stage"], t.bounds.get(ckpt["stage"], (0, -1))
+        if not begin <= start_iter <= end:
+            keys = "pretrain_iters" if stage == "pretrain" else "pretrain_iters, init_from or gan_iters"
+            raise CheckpointError(f"checkpoint {resume_path} is at iteration {start_iter} of stage {stage}, outside "
+                                  f"that stage under this config (iterations {begin}-{end}): {keys} changed; set "
+                                  "them back, or start a new run (--overwrite, or a new --out)")
+        end_file = t.ckpt_dir / f"{stage}_end.pt"
+        if start_iter == end > begin and t.is_main and not end_file.exists():
+            # A run killed between last.pt and <stage>_end.pt (as the kit wrote them before issue
+            # 17): the end file is last.pt's weights part, written from the same state.
+            save_checkpoint({k: v for k, v in ckpt.items() if k not in RESUME_ONLY}, end_file)
+            records.log(f"wrote the missing {end_file} from {resume_path} (stage {stage} had ended there)")
         records.load_state_dict(ckpt["history"], source=resume_path, iteration=start_iter)
         now = to_plain(cfg)
         changed = {k: (v, now.get(k)) for k, v in ckpt["config"].items() if k != "preset" and now.get(k) != v}
         if changed:
-            records.log("resumed with settings that differ from the checkpoint's (old -> new): " +
-                        ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
+            records.log(f"resumed with settings that differ from the checkpoint's (old -> new), in effect from "
+                        f"iteration {start_iter}: " + ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
     records.log(f"device {device}, {t.precision.describe()}, channels_last={t.channels_last}, "
                 f"cudnn_benchmark={t.cudnn_benchmark}, compile={bool(cfg.compile)}; "
                 f"generator {cfg.generator}: {count_parameters(t.generator):,} parameters; "
@@ -470,19 +601,26 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters:
             t.load_state_dict(ckpt, same_stage=ckpt["stage"] == stage and t.iteration > begin, source=resume_path)
             restore_rng_state(rank_rng_state(ckpt, t.rank), device)    # each rank its own streams
             ckpt = None
+            records.write_config()               # the resume fits: config.yaml now says what runs
         if stage == "gan":
             records.log(f"stage gan: discriminator {count_parameters(t.discriminator):,} parameters, "
                         f"content loss {content_loss_name(cfg)}, beta={cfg.beta}")
         _run_stage(t, stage, begin, end, stop_at, batches, val_images)
-        if t.iteration == end:
-            paths = t.save("last", f"{stage}_end")                # every rank: save is collective
-            ends[stage] = str(paths[-1]) if paths else ""
-            records.log(f"stage {stage} done at iteration {end}: {t.ckpt_dir / (stage + '_end.pt')}")
-        else:
-            t.save("last")
-            records.log(f"stopped at iteration {t.iteration} (max_iters); resume with "
-                        f"--resume {t.ckpt_dir / 'last.pt'}")
-            break
+        try:
+            if t.iteration == end:
+                # The end file first: once last.pt says the stage is done, <stage>_end.pt exists
+                # (a kill between the two leaves the older last.pt, and the resume redoes the end).
+                paths = t.save(f"{stage}_end", "last")            # every rank: save is collective
+                ends[stage] = str(paths[0]) if paths else ""
+                records.log(f"stage {stage} done at iteration {end}: {t.ckpt_dir / (stage + '_end.pt')}")
+            else:
+                t.save("last")
+                records.log(f"stopped at iteration {t.iteration} (max_iters); resume with --resume auto "
+                            f"(or --resume {t.ckpt_dir / 'last.pt'})")
+                break
+        except NonFiniteError as err:
+            raise stopped_by_non_finite(t.records, t.ckpt_dir, stage, err) from None
+    records.write_config()                       # (a resume of a finished run: nothing was loaded)
     if t.iteration == t.total and t.total == start_iter:
         records.log(f"nothing to do: the schedule ({t.total} iterations) is already complete")
     best = t.ckpt_dir / "best.pt"
@@ -490,6 +628,27 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters:
             "last": str(t.ckpt_dir / "last.pt"), "best": str(best) if best.exists() else None,
             "best_psnr": t.best_psnr if np.isfinite(t.best_psnr) else None, "stage_ends": ends,
             "history": records.state_dict()}
+
+
+LR_KEYS = {"pretrain": "lr_pretrain", "gan": "lr_g / lr_d", "warmup": "cyc_lr", "joint": "cyc_lr / SR_lr",
+           "dual": "lr_pretrain"}
+
+
+def stopped_by_non_finite(records, ckpt_dir: Path, stage: str, err: Exception) -> NonFiniteError:
+    """The error a NaN/inf stop raises: one message (written to ``log.txt``, not printed, since the
+    caller shows the exception) naming the checkpoint that exists and what to do. The advice is
+    true: a resume with a lower learning rate applies it to the restored optimiser
+    (:func:`restore_optimizer`); with no ``last.pt`` yet, ``--resume auto`` starts afresh."""
+    last = ckpt_dir / "last.pt"
+    if last.exists():
+        kept = (f"the last good checkpoint is {last}; lower the learning rate (--set {LR_KEYS.get(stage, 'lr')}=...; "
+                "a resume applies it to the restored optimiser) or check the data, then resume with --resume auto")
+    else:
+        kept = (f"no checkpoint was written yet in {ckpt_dir}; lower the learning rate (--set "
+                f"{LR_KEYS.get(stage, 'lr')}=...) or check the data, then start again with --resume auto")
+    msg = f"non-finite value, stopping stage {stage}: {err}. Weights after this point are not saved; {kept}"
+    records.log(msg, console=False)
+    return NonFiniteError(msg)
 
 
 def _run_stage(t: SRGANTraining, stage: str, begin: int, end: int, stop_at: int, batches, val_images) -> None:
@@ -550,12 +709,7 @@ def _run_stage(t: SRGANTraining, stage: str, begin: int, end: int, stop_at: int,
                     window.check(where)
                     t.save("last")
             except NonFiniteError as err:
-                last = t.ckpt_dir / "last.pt"
-                kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
-                msg = (f"non-finite value, stopping stage {stage}: {err}. Weights after this point are "
-                       f"not saved; {kept}. Lower the learning rate(s) or check the data, then resume.")
-                records.log(msg)
-                raise NonFiniteError(msg) from err
+                raise stopped_by_non_finite(records, t.ckpt_dir, stage, err) from None
             bar.update(1)
     finally:
         bar.close()
@@ -566,43 +720,82 @@ def _run_stage(t: SRGANTraining, stage: str, begin: int, end: int, stop_at: int,
 # The entry point
 # --------------------------------------------------------------------------------------
 def run(config: Mapping[str, Any] | None, out_dir: str | os.PathLike, max_iters: int | None = None,
-        resume: str | os.PathLike | None = None, stop_after: str | None = None) -> dict[str, Any]:
+        resume: str | os.PathLike | None = None, stop_after: str | None = None,
+        overwrite: bool = False) -> dict[str, Any]:
     """Run (or continue) the schedule of ``config.method`` in ``out_dir``; return a summary dict.
 
     Args:
         config: a config from ``get_config`` (None: the resumed checkpoint's own config).
         out_dir: the run directory (created; see the module docstring for its layout).
-        max_iters: stop after this many more iterations (both stages together) and write
-            ``last.pt``; None runs the schedule to its end.
+        max_iters: stop after this many more iterations (both stages together, at least 1) and
+            write ``last.pt``; None runs the schedule to its end.
         resume: a checkpoint to continue from, or ``"auto"``: ``<out_dir>/checkpoints/last.pt``
-            when it exists (re-running the same notebook cell after a disconnect just continues).
+            when it exists, else a fresh start (re-running the same notebook cell after a
+            disconnect just continues).
         stop_after: ``"pretrain"`` stops at the end of stage 1 (the notebook runs the stages in
             two cells); None runs on. A later ``run(..., resume="auto")`` continues.
+        overwrite: with ``resume`` None, delete the checkpoints (and sample grids) of an earlier
+            run in ``out_dir`` and start afresh. Without it a fresh run in a folder whose
+            ``checkpoints/`` holds ``*.pt`` files is refused (:class:`RunExistsError`, naming
+            ``resume="auto"``, ``overwrite`` and a new ``out_dir``): a forgotten ``--resume``
+            never replaces a run's progress.
 
     Returns ``{"out_dir", "iteration", "stage", "finished", "last", "best", "best_psnr",
     "stage_ends", "history"}``. Raises NonFiniteError when a loss or weight becomes NaN/inf
-    (the last good checkpoint is kept), ValueError for an SRGAN stage with random VGG weights
-    unless ``allow_random_vgg``.
+    (the last good checkpoint is kept), CheckpointError for a checkpoint that is corrupt or does
+    not fit the config (naming the file and the settings that differ), ValueError for an SRGAN
+    stage with random VGG weights unless ``allow_random_vgg``. All are UserErrors.
     """
     from .records import RunRecords
 
     out_dir = Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    if max_iters is not None and (isinstance(max_iters, bool) or int(max_iters) != max_iters or max_iters < 1):
+        raise UserError(f"max_iters (--max-iters) must be a positive number of iterations, got {max_iters!r}; "
+                        "leave it out to run the schedule to its end")
+    if overwrite and resume is not None:
+        raise UserError(f"overwrite (--overwrite) starts {out_dir} afresh, resume (--resume {resume}) continues "
+                        "it: give one of them")
     if resume == "auto":
-        auto = out_dir / "checkpoints" / "last.pt"
+        auto = ckpt_dir / "last.pt"
         resume = auto if auto.exists() else None
+    elif resume is None:
+        old = sorted(p.name for p in ckpt_dir.glob("*.pt")) if ckpt_dir.is_dir() else []
+        if old and not overwrite:
+            raise RunExistsError(
+                f"{ckpt_dir} already holds checkpoints ({', '.join(old)}) of an earlier run: continue it with "
+                "--resume auto (run(..., resume='auto')), start it afresh with --overwrite (run(..., "
+                "overwrite=True): deletes them), or choose a new --out")
     ckpt = load_checkpoint(resume) if resume is not None else None
     if config is None:
         if ckpt is None:
             raise ValueError("run() needs a config, or a checkpoint to resume (its config is used)")
         config = ckpt["config"]
     cfg = finalize(EasyDict(copy.deepcopy(dict(config))))
-    if ckpt is not None and ckpt.get("method", cfg.method) != cfg.method:
-        raise ValueError(f"{resume} is a {ckpt.get('method')!r} checkpoint, but config.method is {cfg.method!r}")
+    if ckpt is not None:
+        check_resumable(ckpt, to_plain(cfg), resume)   # before anything in out_dir changes
     info = init_distributed(cfg)        # a single process unless started by torchrun
+    if overwrite and info.is_main:
+        for p in [*ckpt_dir.glob("*.pt"), *(out_dir / "samples").glob("*.png")]:
+            p.unlink()
     threads = torch.get_num_threads()
     if cfg.cpu_threads and info.device.type == "cpu":
         torch.set_num_threads(int(cfg.cpu_threads))    # restored below: the caller's setting is theirs
-    records = RunRecords(out_dir, cfg, resume=ckpt is not None, is_main=info.is_main)
+    try:
+        records = RunRecords(out_dir, cfg, resume=ckpt is not None, is_main=info.is_main,
+                             write_config=ckpt is None)   # a resume writes config.yaml once it has loaded
+    except OSError as err:
+        torch.set_num_threads(threads)
+        if err.errno in READ_ONLY_ERRNOS:
+            raise UserError(f"cannot write in the run folder {out_dir}: {os.strerror(err.errno).lower()} "
+                            f"({err.filename or out_dir}); make it writable or choose another --out") from err
+        raise
+    if info.is_main:
+        stray = remove_stray_tmp(ckpt_dir)
+        if stray:
+            records.log(f"removed {stray} temporary file(s) of interrupted checkpoint saves from {ckpt_dir}")
+        if overwrite:
+            records.log(f"--overwrite: deleted the earlier run's checkpoints and samples in {out_dir}")
     if cfg.cpu_threads and info.device.type == "cpu":
         records.log(f"training on {torch.get_num_threads()} CPU thread(s) (cpu_threads={cfg.cpu_threads})")
     try:
@@ -669,28 +862,53 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _iterations(text: str) -> int:
+    """argparse type of --max-iters: a positive whole number."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of iterations, got {text!r} "
+                                         "(leave it out to run the schedule to its end)")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m course_sr train --config quick|PATH --out DIR [--max-iters N] [--resume CKPT]``."""
+    """``python -m course_sr train --config quick|PATH --out DIR [--max-iters N] [--resume CKPT|auto]
+    [--overwrite]``. A user's mistake (a :class:`~course_sr.errors.UserError`, or argparse's) is
+    one line on stderr and exit status 2."""
     p = argparse.ArgumentParser(prog="python -m course_sr train", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help="a preset (quick, colab, paper, ...) or a YAML/JSON file; "
                                     "optional with --resume (the checkpoint's config is used)")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--max-iters", type=int, default=None, help="stop after N more iterations (writes last.pt)")
-    p.add_argument("--resume", default=None, help="checkpoint to continue from, or 'auto' (<out>/checkpoints/last.pt)")
+    p.add_argument("--max-iters", type=_iterations, default=None,
+                   help="stop after N more iterations, N >= 1 (writes last.pt)")
+    p.add_argument("--resume", default=None, help="checkpoint to continue from, or 'auto' (<out>/checkpoints/last.pt "
+                                                   "when it exists, else a fresh start)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an --out that holds checkpoints (deletes them); without it such a "
+                        "start is refused")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides, e.g. --set gan_iters=1000")
     args = p.parse_args(argv)
     overrides = _parse_set(args.set)
     if args.config is None and args.resume is None:
         p.error("--config is required unless --resume is given")
+    if args.overwrite and args.resume is not None:
+        p.error("--overwrite starts the run afresh and --resume continues it: give one of them")
     from .course import ENV, cut_schedule, settings
     from .distributed import cleanup
 
-    # A user's mistake (missing data or list, a cache too large for the RAM, a bad setting) gets
-    # one line naming the file or value and the command that fixes it, not a traceback.
+    # A user's mistake (missing data or list, a cache too large for the RAM, a bad setting, a
+    # checkpoint that is corrupt or does not fit) gets one line naming the file or value and what
+    # to do, not a traceback. (When __main__ prints UserErrors centrally this clause can go.)
     try:
         if args.config is None:
-            ckpt = load_checkpoint(args.resume) if args.resume != "auto" else \
-                load_checkpoint(Path(args.out) / "checkpoints" / "last.pt")
+            path = Path(args.resume) if args.resume != "auto" else Path(args.out) / "checkpoints" / "last.pt"
+            if args.resume == "auto" and not path.is_file():
+                raise UserError(f"--resume auto without --config needs {path}, which does not exist: give --config "
+                                "to start a run there")
+            ckpt = load_checkpoint(path)
             config = get_config(None, **{**{k: v for k, v in ckpt["config"].items() if k != "preset"}, **overrides})
         else:
             config = get_config(args.config, **overrides)
@@ -700,14 +918,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{ENV['max_iters']}={rehearsal}: every stage cut to {rehearsal} iterations "
                   "(a rehearsal of real mode: its numbers mean nothing)")
         try:
-            result = run(config, args.out, max_iters=args.max_iters, resume=args.resume)
+            result = run(config, args.out, max_iters=args.max_iters, resume=args.resume, overwrite=args.overwrite)
             rank = current().rank
         finally:
             cleanup()                   # leave torchrun's process group (no-op otherwise)
-    except (FileNotFoundError, ValueError, KeyError) as err:
+    except (UserError, FileNotFoundError, ValueError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"train: error: {message}", file=sys.stderr)
-        return 1
+        return 2
     if rank != 0:
         return 0
     print(f"iteration {result['iteration']} ({'finished' if result['finished'] else 'stopped'}); "

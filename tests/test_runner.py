@@ -325,7 +325,7 @@ def test_train_without_data_says_what_is_missing_in_one_line(tmp_path, monkeypat
     env = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_SR_")}
     cmd = [sys.executable, "-m", "course_sr", "train", "--config", "colab", "--out", "runs/srgan"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = [l for l in proc.stderr.splitlines() if l.strip()]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("train: error: split 'train': no data in data: data/DIV2K/DIV2K_train_HR does not")
@@ -337,7 +337,7 @@ def test_train_without_data_says_what_is_missing_in_one_line(tmp_path, monkeypat
         save_image(tmp_path / f"data/DIV2K/DIV2K_train_HR/{i:04d}.png", torch.zeros(8, 8, 3, dtype=torch.uint8).numpy())
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     lines = [l for l in proc.stderr.splitlines() if l.strip()]
-    assert proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "split 'train': 1598 of the 1600 files listed in" in lines[0]
     assert "python -m course_sr data-lists --data-root data" in lines[0]
 
@@ -353,5 +353,5 @@ def test_max_iters_variable_cuts_every_stage(sample_root, tmp_path, monkeypatch,
     assert load_checkpoint(ckpts / "pretrain_end.pt")["iteration"] == 2
     assert load_checkpoint(ckpts / "gan_end.pt")["iteration"] == 4
     monkeypatch.setenv("COURSE_SR_MAX_ITERS", "two")
-    assert runner.main(["--config", "quick", "--out", str(tmp_path / "x")]) == 1
+    assert runner.main(["--config", "quick", "--out", str(tmp_path / "x")]) == 2
     assert "COURSE_SR_MAX_ITERS='two': expected a whole number" in capsys.readouterr().err
