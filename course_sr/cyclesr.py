@@ -176,12 +176,20 @@ class _Trainer:
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                 "scalers": self.precision.state_dict(self.optimizers)}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> list[str]:
+        """Restore networks, optimisers and scalers. The optimisers keep the hyper-parameters of
+        the current config (``runner.restore_optimizer``: a resume with a new ``lr_pretrain`` or
+        ``adam_betas`` trains on with them; CycleSR's lrs are set every step from ``base_lr``
+        anyway). Returns what was applied, one line per value (for the log)."""
+        from .runner import restore_optimizer
+
         for k, net in self.nets.items():
             net.load_state_dict(state["models"][k])
+        applied = []
         for k, opt in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][k])
+            applied += restore_optimizer(opt, state["optimizers"][k], name=f"optimizer {k}")
         self.precision.load_state_dict(scaler_states(state, self.optimizers), self.optimizers)
+        return applied
 
 
 class CycleSR(_Trainer):
@@ -291,10 +299,11 @@ class CycleSR(_Trainer):
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "pools": {k: p.state_dict() for k, p in self.pools.items()}}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
+    def load_state_dict(self, state: Mapping[str, Any]) -> list[str]:
+        applied = super().load_state_dict(state)
         for k, pool in self.pools.items():
             pool.load_state_dict(state["pools"][k], self.device)
+        return applied
 
 
 class DualRegression(_Trainer):
@@ -436,13 +445,14 @@ def _run(trainer_cls, config, out_dir, records, max_iters, resume) -> dict[str, 
     import time
     from pathlib import Path
 
-    from .checkpoint import NonFiniteError, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+    from .checkpoint import (CheckpointError, NonFiniteError, capture_rng_state, load_checkpoint, restore_rng_state,
+                             save_checkpoint)
     from .config import to_plain
     from .data_lists import check_splits
     from .datasets import make_train_loader
     from .models import count_parameters
     from .distributed import current, resolve_device
-    from .runner import WindowMeans, data_config
+    from .runner import WindowMeans, data_config, mismatch_error, stopped_by_non_finite
     from .unpaired import UnpairedDataset
     from .utils import seed_everything
 
@@ -457,12 +467,29 @@ def _run(trainer_cls, config, out_dir, records, max_iters, resume) -> dict[str, 
     if resume is not None:
         ckpt = load_checkpoint(resume)
         if ckpt.get("method") != t.method:
-            raise ValueError(f"{resume} is a {ckpt.get('method')!r} checkpoint, not {t.method!r}")
-        t.load_state_dict(ckpt)
+            raise CheckpointError(f"{resume} is a {ckpt.get('method')!r} checkpoint, not {t.method!r}")
         iteration, best = int(ckpt["iteration"]), float(ckpt.get("best_psnr") or float("-inf"))
+        if iteration > t.total_iters or (iteration > 0 and t.phase(iteration - 1) != ckpt["stage"]):
+            raise CheckpointError(f"checkpoint {resume} (phase {ckpt['stage']!r}, iteration {iteration}) does not lie "
+                                  f"in the same phase under this config: cyc_warmup_iters, n_epoch, n_epoch_decay, "
+                                  "iters_per_epoch or pretrain_iters changed; set them back, or start a new run "
+                                  "(--overwrite, or a new --out)")
+        try:
+            applied = t.load_state_dict(ckpt)
+        except RuntimeError as err:
+            raise mismatch_error(err, ckpt, to_plain(config), resume) from err
+        records.write_config()                       # the resume fits: config.yaml now says what runs
         records.load_state_dict(ckpt["history"], source=resume, iteration=iteration)
         records.log(f"resuming in phase {t.phase(iteration) if iteration < t.total_iters else 'done'} "
                     f"(checkpoint phase {ckpt['stage']!r})")
+        if applied:
+            records.log(f"applied to the restored optimisers (from iteration {iteration} on; the checkpoint's "
+                        "values before): " + ", ".join(applied))
+        end_file = ckpt_dir / f"{ckpt['stage']}_end.pt"
+        if iteration == t.total_iters or t.phase(iteration) != ckpt["stage"]:
+            if not end_file.exists():     # killed between last.pt and the end file (an older kit's order)
+                save_checkpoint(ckpt, end_file)
+                records.log(f"wrote the missing {end_file} from {resume} (phase {ckpt['stage']} had ended there)")
     sizes = ", ".join(f"{k} {count_parameters(m):,}" for k, m in t.nets.items())
     records.log(f"{t.method} on {device}, {t.precision.describe()}: {t.total_iters} iterations; parameters: {sizes}")
 
@@ -509,17 +536,18 @@ def _run(trainer_cls, config, out_dir, records, max_iters, resume) -> dict[str, 
                 records.log(f"[{phase} {iteration}] val PSNR {scores['val_psnr']:.2f} dB, "
                             f"SSIM {scores['val_ssim']:.4f}{note}")
             if phase_end:
-                ends[phase] = str(save("last", f"{phase}_end")[-1])
+                # The end file before the last.pt that records the phase as done (see the runner).
+                ends[phase] = str(save(f"{phase}_end", "last")[0])
                 records.log(f"phase {phase} done at iteration {iteration}: {ends[phase]}")
             elif iteration % config["ckpt_every"] == 0 or iteration == stop:
                 window.check(f"in phase {phase} before iteration {iteration}")
                 save("last")
         except NonFiniteError as err:
-            records.log(f"non-finite value, stopping: {err}. The last good checkpoint is "
-                        f"{ckpt_dir / 'last.pt'}; lower the learning rates, then resume.")
-            raise
+            raise stopped_by_non_finite(records, ckpt_dir, phase, err) from None
     if iteration < t.total_iters:
-        records.log(f"stopped at iteration {iteration} (max_iters); resume with --resume {ckpt_dir / 'last.pt'}")
+        records.log(f"stopped at iteration {iteration} (max_iters); resume with --resume auto "
+                    f"(or --resume {ckpt_dir / 'last.pt'})")
+    records.write_config()                           # (a resume of a finished run)
     records.flush()
     best_path = ckpt_dir / "best.pt"
     return {"out_dir": str(out_dir), "iteration": iteration, "stage": t.phase(max(iteration - 1, 0)),

@@ -135,8 +135,11 @@ def check_resumable(ckpt: Mapping[str, Any], config: Mapping[str, Any], path: An
     sizes = ARCH_KEYS.get(method, ())
     if method != "srgan" and config.get("sr_net") == "srresnet":        # CycleSR/dual with an SRResNet
         sizes = sizes + ("large_kernel_size", "small_kernel_size", "n_channels", "n_blocks", "bicubic_residual")
-    fixed = _differences({**old, "method": ckpt.get("method", old.get("method"))}, config, FIXED_ON_RESUME)
-    diff = {**fixed, **_differences(old, config, sizes)}
+    written_by = ckpt.get("method", old.get("method", method))
+    if written_by != method:
+        raise CheckpointError(f"{path} is a {written_by!r} checkpoint, but config.method is {method!r}: resume it "
+                              f"with its own method, or start a new run (--overwrite, or a new --out)")
+    diff = {**_differences(old, config, FIXED_ON_RESUME), **_differences(old, config, sizes)}
     if diff:
         raise CheckpointError(
             f"checkpoint {path} does not fit this config: {_say_differences(diff)} (checkpoint vs config); "
