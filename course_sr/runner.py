@@ -542,11 +542,14 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters:
         # The checkpoint must lie inside its stage under this config's schedule: pretrain_iters
         # (or init_from) cannot move stage 1's end once the run is past it.
         stage, (begin, end) = ckpt["stage"], t.bounds.get(ckpt["stage"], (0, -1))
-        if not begin <= start_iter <= end:
+        was = ckpt.get("config", {})
+        old_begin = 0 if stage == "pretrain" or was.get("init_from") else int(was.get("pretrain_iters", begin))
+        if not begin <= start_iter <= end or begin != old_begin:
             keys = "pretrain_iters" if stage == "pretrain" else "pretrain_iters, init_from or gan_iters"
             raise CheckpointError(f"checkpoint {resume_path} is at iteration {start_iter} of stage {stage}, outside "
-                                  f"that stage under this config (iterations {begin}-{end}): {keys} changed; set "
-                                  "them back, or start a new run (--overwrite, or a new --out)")
+                                  f"that stage under this config (iterations {begin}-{end}, the checkpoint's from "
+                                  f"{old_begin}): {keys} changed; set them back, or start a new run (--overwrite, "
+                                  "or a new --out)")
         end_file = t.ckpt_dir / f"{stage}_end.pt"
         if start_iter == end > begin and t.is_main and not end_file.exists():
             # A run killed between last.pt and <stage>_end.pt (as the kit wrote them before issue

@@ -355,3 +355,181 @@ def test_max_iters_variable_cuts_every_stage(sample_root, tmp_path, monkeypatch,
     monkeypatch.setenv("COURSE_SR_MAX_ITERS", "two")
     assert runner.main(["--config", "quick", "--out", str(tmp_path / "x")]) == 2
     assert "COURSE_SR_MAX_ITERS='two': expected a whole number" in capsys.readouterr().err
+
+
+# ---- issue 17: nothing lost, settings that do not lie, one line per mistake ----------------
+def copy_run(full_run, tmp_path):
+    import shutil
+
+    _, full_out = full_run
+    shutil.copytree(full_out, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+            and p.name != "log.txt"}
+
+
+def test_a_forgotten_resume_is_refused_and_changes_nothing(full_run, sample_root, tmp_path, capsys):
+    out = copy_run(full_run, tmp_path)
+    before = snapshot(out)
+    with pytest.raises(runner.RunExistsError, match=r"checkpoints already holds checkpoints .*last.pt.*--resume auto"
+                                                    r".*--overwrite.*new --out"):
+        runner.run(tiny(sample_root), out)
+    yaml_path = tmp_path / "tiny.yaml"
+    yaml_path.write_text("preset: quick\n")
+    assert runner.main(["--config", str(yaml_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("train: error: ") and "--overwrite" in err[0]
+    assert snapshot(out) == before
+
+
+def test_overwrite_deletes_the_old_checkpoints_and_starts_afresh(full_run, sample_root, tmp_path):
+    out = copy_run(full_run, tmp_path)
+    with pytest.raises(Exception, match="give one of them"):
+        runner.run(tiny(sample_root), out, resume="auto", overwrite=True)
+    result = runner.run(tiny(sample_root), out, max_iters=1, overwrite=True)
+    assert result["iteration"] == 1 and sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.pt"]
+    assert not list((out / "samples").glob("*.png")) and "--overwrite: deleted" in (out / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("bad", ["0", "-5"])
+def test_max_iters_below_one_is_refused(sample_root, tmp_path, capsys, bad):
+    with pytest.raises(SystemExit) as e:
+        runner.main(["--config", "quick", "--out", str(tmp_path / "r"), "--max-iters", bad])
+    assert e.value.code == 2 and f"must be a positive number of iterations, got '{bad}'" in capsys.readouterr().err
+    with pytest.raises(runner.UserError, match="max_iters .* must be a positive number"):
+        runner.run(tiny(sample_root), tmp_path / "r", max_iters=int(bad))
+    assert not (tmp_path / "r").exists()
+
+
+def test_other_network_sizes_are_refused_naming_the_file_and_settings_and_config_yaml_stays(full_run, sample_root,
+                                                                                              tmp_path, capsys):
+    from course_sr.checkpoint import CheckpointError
+
+    out = copy_run(full_run, tmp_path)
+    before = snapshot(out)
+    last = out / "checkpoints" / "last.pt"
+    with pytest.raises(CheckpointError, match=r"checkpoint .*last.pt does not fit this config: n_blocks 1 vs 2, "
+                                              r"d_fc_size 8 vs 16 \(checkpoint vs config\)"):
+        runner.run(tiny(sample_root, n_blocks=2, d_fc_size=16, gan_iters=5), out, resume=last)
+    with pytest.raises(CheckpointError, match="seed 0 vs 3"):
+        runner.run(tiny(sample_root, seed=3, gan_iters=5), out, resume="auto")
+    assert runner.main(["--out", str(out), "--resume", "auto", "--set", "n_blocks=4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "last.pt does not fit this config: n_blocks 1 vs 4" in err[0]
+    assert "Missing key" not in err[0] and "Traceback" not in err[0]
+    assert snapshot(out) == before                   # config.yaml byte-identical, checkpoints untouched
+
+
+def test_pretrain_iters_cannot_move_a_finished_stage_one(full_run, sample_root, tmp_path):
+    from course_sr.checkpoint import CheckpointError
+
+    out = copy_run(full_run, tmp_path)
+    with pytest.raises(CheckpointError, match=r"iteration 6 of stage gan, outside that stage .*pretrain_iters"):
+        runner.run(tiny(sample_root, pretrain_iters=5), out, resume="auto")
+
+
+def test_a_corrupt_checkpoint_is_one_line_naming_it(full_run, tmp_path, capsys):
+    from test_checkpoint import flip_bytes_inside
+
+    out = copy_run(full_run, tmp_path)
+    last = out / "checkpoints" / "last.pt"
+    flip_bytes_inside(last, load_checkpoint(last)["models"]["generator"]["conv_block1.conv_block.0.weight"]
+                      if "conv_block1.conv_block.0.weight" in load_checkpoint(last)["models"]["generator"] else
+                      max(load_checkpoint(last)["models"]["generator"].values(), key=lambda t: t.numel()))
+    assert runner.main(["--out", str(out), "--resume", "auto"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"checkpoint {last} is corrupt" in err[0]
+
+
+def test_a_new_lr_inside_a_stage_is_applied_to_the_restored_optimiser(sample_root, tmp_path):
+    runner.run(tiny(sample_root), tmp_path, max_iters=4)                      # inside stage gan (iteration 4)
+    runner.run(tiny(sample_root, lr_g=5e-5, lr_d=2e-5), tmp_path, resume="auto")
+    log = (tmp_path / "log.txt").read_text()
+    assert "applied to the restored optimisers of stage gan" in log
+    assert "optimizer g scheduler base_lrs [0.0001] -> [5e-05]" in log and "optimizer d lr 0.0001 -> 2e-05" in log
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    # after the milestone (global iteration 5) the schedule decays the NEW base lr
+    assert last["schedulers"]["g"]["base_lrs"] == [5e-5] and last["schedulers"]["d"]["base_lrs"] == [2e-5]
+    assert last["optimizers"]["g"]["param_groups"][0]["lr"] == pytest.approx(5e-6)
+    assert last["optimizers"]["d"]["param_groups"][0]["lr"] == pytest.approx(2e-6)
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["config"]["lr_g"] == 5e-5
+    assert "\nlr_g: 5.0e-05\n" in (tmp_path / "config.yaml").read_text()
+
+
+def test_after_a_nan_lowering_the_lr_and_resuming_does_what_the_message_says(sample_root, tmp_path, monkeypatch,
+                                                                               capsys):
+    calls = {"n": 0}
+    real = solver.pixel_loss
+
+    def poisoned(pred, target):
+        calls["n"] += 1
+        loss = real(pred, target)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(solver, "pixel_loss", poisoned)
+    cfg = tiny(sample_root, pretrain_iters=6, log_every=1, ckpt_every=2)
+    capsys.readouterr()
+    with pytest.raises(NonFiniteError) as e:
+        runner.run(cfg, tmp_path)
+    msg = str(e.value)
+    assert e.value.__cause__ is None and e.value.__suppress_context__        # not chained twice
+    last = tmp_path / "checkpoints" / "last.pt"
+    assert f"the last good checkpoint is {last}" in msg and last.exists() and "--set lr_pretrain=" in msg
+    assert "--resume auto" in msg and "non-finite" not in capsys.readouterr().out   # shown once: by the raise
+    assert (tmp_path / "log.txt").read_text().count("non-finite value, stopping") == 1
+    monkeypatch.undo()
+    runner.run(tiny(sample_root, pretrain_iters=6, log_every=1, ckpt_every=2, lr_pretrain=1e-4), tmp_path,
+               resume="auto", stop_after="pretrain")
+    assert "optimizer g lr 0.001 -> 0.0001" in (tmp_path / "log.txt").read_text()
+    assert load_checkpoint(last)["optimizers"]["g"]["param_groups"][0]["lr"] == 1e-4
+
+
+def test_a_nan_before_any_checkpoint_names_none(sample_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(solver, "pixel_loss", lambda pred, target: (pred - target).pow(2).mean() * float("nan"))
+    with pytest.raises(NonFiniteError, match=r"no checkpoint was written yet in .*checkpoints; .*--resume auto") as e:
+        runner.run(tiny(sample_root, log_every=1), tmp_path)
+    assert "last.pt" not in str(e.value)
+
+
+def test_disk_full_while_training_is_one_line_and_keeps_the_last_checkpoint(sample_root, tmp_path, monkeypatch,
+                                                                              capsys):
+    import yaml
+
+    cfg = tiny(sample_root)
+    yaml_path = tmp_path / "tiny.yaml"
+    yaml_path.write_text(yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()
+                                         if k != "preset"}))
+    out = tmp_path / "run"
+    assert runner.main(["--config", str(yaml_path), "--out", str(out), "--max-iters", "2"]) == 0
+    last = out / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    real = torch.save
+
+    def full(obj, f, *args, **kwargs):
+        real(obj, f, *args, **kwargs)
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4480 vs 4376")
+
+    monkeypatch.setattr(torch, "save", full)
+    capsys.readouterr()
+    assert runner.main(["--out", str(out), "--resume", "auto"]) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("pretrain:", "gan:"))]  # no bars
+    assert len(lines) == 1 and lines[0].startswith("train: error: disk full while writing checkpoint ")
+    assert "Traceback" not in err
+    monkeypatch.undo()
+    assert last.read_bytes() == before and not list(last.parent.glob("*.tmp"))
+
+
+def test_a_read_only_run_folder_says_so(sample_root, tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    def read_only(self, *args, **kwargs):               # root ignores chmod: fake the file system's answer
+        raise OSError(30, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "write_text", read_only)
+    assert runner.main(["--config", "quick", "--out", str(tmp_path / "ro"), "--set", "tensorboard=false"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot write in the run folder {tmp_path / 'ro'}: read-only file system" in err[0]
