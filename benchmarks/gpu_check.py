@@ -196,7 +196,7 @@ def runner_check(work: Path, device: str, iters: int, resume_iters: int, smoke: 
     resume_iters = min(resume_iters, iters - 1) if iters > 1 else 0
     out = work / "colab"
     start = time.perf_counter()
-    first = run(cfg, out, max_iters=total - resume_iters)
+    first = run(cfg, out, max_iters=total - resume_iters, overwrite=True)   # --out reused: a fresh run
     first_s = time.perf_counter() - start
     ckpt_dir = out / "checkpoints"
     shutil.copy(ckpt_dir / "last.pt", work / "mid_last.pt")

@@ -159,3 +159,15 @@ def test_history_helpers_and_plots(tmp_path):
         plot_histories({"a": h}, "ssim")
     with pytest.raises(ValueError, match="history is empty"):
         plot_history({})
+
+
+def test_a_resume_writes_config_yaml_only_when_asked_and_log_lines_can_skip_the_console(tmp_path, capsys):
+    (tmp_path / "config.yaml").write_text("old\n")
+    rec = RunRecords(tmp_path, _cfg(), resume=True, tensorboard=False, write_config=False)
+    assert (tmp_path / "config.yaml").read_text() == "old\n"          # a failed resume leaves it as it was
+    rec.log("only in the file", console=False)
+    rec.write_config()
+    rec.close()
+    assert (tmp_path / "config.yaml").read_text().startswith("# course_sr run config")
+    assert "only in the file" in (tmp_path / "log.txt").read_text()
+    assert "only in the file" not in capsys.readouterr().out
