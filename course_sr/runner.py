@@ -118,7 +118,14 @@ class RunExistsError(UserError, FileExistsError):
 
 
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any], keys) -> dict[str, tuple[Any, Any]]:
-    return {k: (old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)}
+    """``{key: (old, new)}`` for each of ``keys`` that differs; a key an older checkpoint's config
+    lacks counts as its default (the kit's behaviour before the key existed)."""
+    from .config import DEFAULTS
+
+    def value(cfg, k):
+        return cfg.get(k, DEFAULTS.get(k))
+
+    return {k: (value(old, k), value(new, k)) for k in keys if value(old, k) != value(new, k)}
 
 
 def _say_differences(diff: Mapping[str, tuple[Any, Any]]) -> str:
