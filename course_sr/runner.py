@@ -788,9 +788,11 @@ def run(config: Mapping[str, Any] | None, out_dir: str | os.PathLike, max_iters:
     if ckpt is not None:
         check_resumable(ckpt, to_plain(cfg), resume)   # before anything in out_dir changes
     info = init_distributed(cfg)        # a single process unless started by torchrun
+    deleted = 0
     if overwrite and info.is_main:
         for p in [*ckpt_dir.glob("*.pt"), *(out_dir / "samples").glob("*.png")]:
             p.unlink()
+            deleted += 1
     threads = torch.get_num_threads()
     if cfg.cpu_threads and info.device.type == "cpu":
         torch.set_num_threads(int(cfg.cpu_threads))    # restored below: the caller's setting is theirs
@@ -807,8 +809,8 @@ def run(config: Mapping[str, Any] | None, out_dir: str | os.PathLike, max_iters:
         stray = remove_stray_tmp(ckpt_dir)
         if stray:
             records.log(f"removed {stray} temporary file(s) of interrupted checkpoint saves from {ckpt_dir}")
-        if overwrite:
-            records.log(f"--overwrite: deleted the earlier run's checkpoints and samples in {out_dir}")
+        if deleted:
+            records.log(f"--overwrite: deleted the earlier run's {deleted} checkpoint and sample file(s) in {out_dir}")
     if cfg.cpu_threads and info.device.type == "cpu":
         records.log(f"training on {torch.get_num_threads()} CPU thread(s) (cpu_threads={cfg.cpu_threads})")
     try:
