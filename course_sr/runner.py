@@ -87,7 +87,7 @@ from tqdm import tqdm
 from .checkpoint import (READ_ONLY_ERRNOS, CheckpointError, NonFiniteError, capture_rng_state, first_non_finite,
                          load_checkpoint, rank_rng_state, remove_stray_tmp, restore_rng_state, save_checkpoint,
                          scaler_states)
-from .errors import UserError
+from .errors import UserError, user_errors
 from .config import finalize, get_config, to_plain
 from .data_lists import check_splits
 from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_object, current,  # noqa: F401
@@ -802,8 +802,8 @@ def run(config: Mapping[str, Any] | None, out_dir: str | os.PathLike, max_iters:
     except OSError as err:
         torch.set_num_threads(threads)
         if err.errno in READ_ONLY_ERRNOS:
-            raise UserError(f"cannot write in the run folder {out_dir}: {os.strerror(err.errno).lower()} "
-                            f"({err.filename or out_dir}); make it writable or choose another --out") from err
+            raise UserError(f"cannot write {err.filename or out_dir}: {os.strerror(err.errno).lower()} (the run "
+                            f"folder {out_dir}: make it writable or choose another --out)") from err
         raise
     if info.is_main:
         stray = remove_stray_tmp(ckpt_dir)
@@ -915,9 +915,10 @@ def main(argv: list[str] | None = None) -> int:
     from .distributed import cleanup
 
     # A user's mistake (missing data or list, a cache too large for the RAM, a bad setting, a
-    # checkpoint that is corrupt or does not fit) gets one line naming the file or value and what
-    # to do, not a traceback. (When __main__ prints UserErrors centrally this clause can go.)
-    try:
+    # checkpoint that is corrupt or does not fit) is a UserError, which __main__ prints as one line
+    # (exit 2; --debug shows the traceback). The data checks below predate UserError and raise
+    # built-in errors naming the file or value: user_errors treats those as the user's too.
+    with user_errors(FileNotFoundError, ValueError, KeyError):
         if args.config is None:
             path = Path(args.resume) if args.resume != "auto" else Path(args.out) / "checkpoints" / "last.pt"
             if args.resume == "auto" and not path.is_file():
@@ -937,10 +938,6 @@ def main(argv: list[str] | None = None) -> int:
             rank = current().rank
         finally:
             cleanup()                   # leave torchrun's process group (no-op otherwise)
-    except (UserError, FileNotFoundError, ValueError, KeyError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"train: error: {message}", file=sys.stderr)
-        return 2
     if rank != 0:
         return 0
     print(f"iteration {result['iteration']} ({'finished' if result['finished'] else 'stopped'}); "

@@ -169,10 +169,6 @@ def test_train(world, capsys, case):
     if "--out" not in argv:
         argv = [*argv, "--out", "{w}/run"]                      # the prepared run must survive
     rc, line = check_line(world, capsys, ["train", *argv], names, read_only=bool(ro))
-    if rc == 1:
-        # runner.main (the run side of issue 17) still prints these itself, with status 1; the
-        # line is already right. Remove this once train lets UserErrors reach __main__.
-        pytest.xfail("train's own except clause exits with 1, not 2")
     assert rc == 2, (rc, line)
 
 

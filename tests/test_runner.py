@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from course_sr import runner, solver
+from course_sr.__main__ import main as cli
 from course_sr.checkpoint import NonFiniteError, load_checkpoint
 from course_sr.config import get_config
 
@@ -353,7 +354,7 @@ def test_max_iters_variable_cuts_every_stage(sample_root, tmp_path, monkeypatch,
     assert load_checkpoint(ckpts / "pretrain_end.pt")["iteration"] == 2
     assert load_checkpoint(ckpts / "gan_end.pt")["iteration"] == 4
     monkeypatch.setenv("COURSE_SR_MAX_ITERS", "two")
-    assert runner.main(["--config", "quick", "--out", str(tmp_path / "x")]) == 2
+    assert cli(["train", "--config", "quick", "--out", str(tmp_path / "x")]) == 2
     assert "COURSE_SR_MAX_ITERS='two': expected a whole number" in capsys.readouterr().err
 
 
@@ -379,7 +380,7 @@ def test_a_forgotten_resume_is_refused_and_changes_nothing(full_run, sample_root
         runner.run(tiny(sample_root), out)
     yaml_path = tmp_path / "tiny.yaml"
     yaml_path.write_text("preset: quick\n")
-    assert runner.main(["--config", str(yaml_path), "--out", str(out)]) == 2
+    assert cli(["train", "--config", str(yaml_path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("train: error: ") and "--overwrite" in err[0]
     assert snapshot(out) == before
@@ -416,7 +417,7 @@ def test_other_network_sizes_are_refused_naming_the_file_and_settings_and_config
         runner.run(tiny(sample_root, n_blocks=2, d_fc_size=16, gan_iters=5), out, resume=last)
     with pytest.raises(CheckpointError, match="seed 0 vs 3"):
         runner.run(tiny(sample_root, seed=3, gan_iters=5), out, resume="auto")
-    assert runner.main(["--out", str(out), "--resume", "auto", "--set", "n_blocks=4"]) == 2
+    assert cli(["train", "--out", str(out), "--resume", "auto", "--set", "n_blocks=4"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "last.pt does not fit this config: n_blocks 1 vs 4" in err[0]
     assert "Missing key" not in err[0] and "Traceback" not in err[0]
@@ -439,7 +440,7 @@ def test_a_corrupt_checkpoint_is_one_line_naming_it(full_run, tmp_path, capsys):
     flip_bytes_inside(last, load_checkpoint(last)["models"]["generator"]["conv_block1.conv_block.0.weight"]
                       if "conv_block1.conv_block.0.weight" in load_checkpoint(last)["models"]["generator"] else
                       max(load_checkpoint(last)["models"]["generator"].values(), key=lambda t: t.numel()))
-    assert runner.main(["--out", str(out), "--resume", "auto"]) == 2
+    assert cli(["train", "--out", str(out), "--resume", "auto"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"checkpoint {last} is corrupt" in err[0]
 
@@ -514,7 +515,7 @@ def test_disk_full_while_training_is_one_line_and_keeps_the_last_checkpoint(samp
 
     monkeypatch.setattr(torch, "save", full)
     capsys.readouterr()
-    assert runner.main(["--out", str(out), "--resume", "auto"]) == 2
+    assert cli(["train", "--out", str(out), "--resume", "auto"]) == 2
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith(("pretrain:", "gan:"))]  # no bars
     assert len(lines) == 1 and lines[0].startswith("train: error: disk full while writing checkpoint ")
@@ -530,6 +531,7 @@ def test_a_read_only_run_folder_says_so(sample_root, tmp_path, monkeypatch, caps
         raise OSError(30, "Read-only file system", str(self))
 
     monkeypatch.setattr(Path, "write_text", read_only)
-    assert runner.main(["--config", "quick", "--out", str(tmp_path / "ro"), "--set", "tensorboard=false"]) == 2
+    assert cli(["train", "--config", "quick", "--out", str(tmp_path / "ro"), "--set", "tensorboard=false"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"cannot write in the run folder {tmp_path / 'ro'}: read-only file system" in err[0]
+    assert len(err) == 1 and f"cannot write {tmp_path / 'ro'}" in err[0] and ": read-only file system (the run " \
+        f"folder {tmp_path / 'ro'}: make it writable" in err[0]
