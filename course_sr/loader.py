@@ -153,7 +153,7 @@ class TrainLoader(DataLoader):
     """
 
     def __init__(self, dataset, batch_sampler, num_workers: int = 0, pin_memory: bool = False,
-                 prefetch_factor: int = 4, multiprocessing_context=None):
+                 prefetch_factor: int = 4, multiprocessing_context=None, seed: int = 0):
         fields = [tuple(t.shape) for t in dataset[0]]
         ring = None
         if num_workers > 0:
@@ -165,8 +165,12 @@ class TrainLoader(DataLoader):
                           multiprocessing_context=multiprocessing_context)
         self.fetcher = _RingFetcher(dataset, ring, fields)
         self.train_sampler, self.pin = batch_sampler, pin_memory
+        # Its own generator: making an iterator draws the workers' base seed, and from the global
+        # torch RNG that draw would come after a resume's RNG restore but before the unbroken run's
+        # first step, leaving the two runs' RNG states one draw apart (tests/test_runner.py).
         super().__init__(self.fetcher, batch_size=None, sampler=_Numbered(batch_sampler),
-                         num_workers=num_workers, collate_fn=_identity, **kwargs)
+                         num_workers=num_workers, collate_fn=_identity,
+                         generator=torch.Generator().manual_seed(seed), **kwargs)
 
     def __iter__(self):
         ring_batch = self.train_sampler.batch_size
@@ -193,8 +197,9 @@ def make_train_loader(dataset, config, start_iter: int = 0, num_replicas: int = 
     memory cache is shared, not copied. Use ``next(it)`` on ``it = iter(loader)``; ``len(loader)``
     is undefined (the stream never ends).
     """
-    sampler = ResumableBatchSampler(len(dataset), int(config.batch_size), int(_config_get(config, "seed", 0)),
-                                    start_iter, num_replicas, rank, start_position)
+    seed = int(_config_get(config, "seed", 0))
+    sampler = ResumableBatchSampler(len(dataset), int(config.batch_size), seed, start_iter, num_replicas, rank,
+                                    start_position)
     workers = int(_config_get(config, "workers", 0))
     device = str(_config_get(config, "device", "auto"))
     context = None
@@ -202,4 +207,4 @@ def make_train_loader(dataset, config, start_iter: int = 0, num_replicas: int = 
         context = "fork"
     return TrainLoader(dataset, sampler, num_workers=workers,
                        pin_memory=torch.cuda.is_available() and not device.startswith("cpu"),
-                       multiprocessing_context=context)
+                       multiprocessing_context=context, seed=seed + rank)

@@ -39,6 +39,10 @@ def assert_same_state(a, b):
             for k, v in st.items():
                 assert torch.equal(v, b["optimizers"][name]["state"][pid][k]), f"optimizer {name} {pid} {k}"
     assert a["schedulers"] == b["schedulers"]
+    # The RNG states too: nothing in training may draw from them differently after a resume.
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"]), "global torch RNG state differs"
+    assert a["rng"]["python"] == b["rng"]["python"], "python RNG state differs"
+    assert torch.equal(a["rng"]["numpy"][1], b["rng"]["numpy"][1]) and a["rng"]["numpy"][2:] == b["rng"]["numpy"][2:]
 
 
 def without_timing(history):
