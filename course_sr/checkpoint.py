@@ -36,7 +36,6 @@ dict has no ``"checksum"`` entry. Checkpoints written before checksums (course_s
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import random
@@ -48,7 +47,7 @@ import numpy as np
 import torch
 from easydict import EasyDict
 
-from course_sr.errors import UserError
+from course_sr.errors import DISK_FULL_ERRNOS, READ_ONLY_ERRNOS, UserError
 
 FORMAT = "course_sr/1"
 
@@ -205,10 +204,6 @@ def remove_stray_tmp(folder: str | os.PathLike) -> int:
         except FileNotFoundError:
             pass
     return n
-
-
-DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
-READ_ONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def _write_error(err: BaseException, path: Path) -> CheckpointWriteError | None:

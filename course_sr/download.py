@@ -50,7 +50,6 @@ Only the standard library and tqdm: nothing to install on Colab.
 from __future__ import annotations
 
 import argparse
-import errno
 import hashlib
 import http.client
 import json
@@ -74,7 +73,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from course_sr.data_lists import BENCHMARK_SETS
-from course_sr.errors import UserError
+from course_sr.errors import DISK_FULL_ERRNOS, UserError
 
 MARKER = ".course_sr_complete.json"
 DOWNLOADS = ".downloads"
@@ -424,7 +423,7 @@ def _request(url: str, part: Path, size: int | None, *, timeout: float, progress
                     out.write(chunk)
                     bar.update(len(chunk))
         except OSError as e:                         # the disk, not the network: no retry helps
-            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            if e.errno not in DISK_FULL_ERRNOS:
                 raise
             got = part.stat().st_size if part.exists() else 0
             raise DownloadError(f"disk full while downloading {url} into {part} ({got:,} bytes so far): "
@@ -714,7 +713,7 @@ def extract(a: Archive, path: Path, root: Path, digest: str, *, progress: bool =
     except OSError as e:
         _remove(partial.values(), root)
         targets = ", ".join(str(root / t) for _, t in todo)
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        if e.errno in DISK_FULL_ERRNOS:
             raise DownloadError(f"disk full while extracting {a.name} into {targets}: free some space and "
                                 "run the same command again (nothing was extracted)") from e
         what = f"member {current!r} of {path}" if current else f"{a.name} into {targets}"

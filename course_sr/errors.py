@@ -22,6 +22,12 @@ import os
 from typing import Iterator
 
 
+# The errnos of a full disk (or quota) and of a folder the user may not write: every writer that
+# says "disk full" or "read-only" tests these, so they agree on what counts.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+
 class UserError(Exception):
     """A mistake the user can fix; the message (one line) names the file or value and what to do."""
 
@@ -48,7 +54,7 @@ def from_os_error(err: OSError) -> UserError | None:
     """
     path = err.filename if err.filename is not None else None
     where = f" {path}" if path is not None else ""
-    if err.errno == errno.ENOSPC:
+    if err.errno in DISK_FULL_ERRNOS:
         return UserError(f"disk full while writing{where or ' (file not named by the system)'}: free some "
                          "space (or choose another output folder) and run the command again")
     if path is None:

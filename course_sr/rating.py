@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import errno
 import io
 import json
 import math
@@ -68,7 +67,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from course_sr.errors import UserError
+from course_sr.errors import DISK_FULL_ERRNOS, UserError
 from course_sr.rating_page import PAGE_NAME, RATER_PATTERN, pack_id, rater_order, write_rate_html
 from course_sr.utils import list_images
 
@@ -273,7 +272,7 @@ def make_rating_pack(image_dirs: Mapping[str, str | Path], out_dir: str | Path, 
         if isinstance(e, UserError):
             raise
         where = e.filename or out
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        if e.errno in DISK_FULL_ERRNOS:
             raise PackWriteError(f"disk full while writing the rating pack {out} ({where}): free some "
                                  "space and run the same command again (nothing of the pack was kept)") from e
         raise PackWriteError(f"cannot write the rating pack {out}: {e.strerror or e} ({where}); "

@@ -84,10 +84,10 @@ import torch.nn.functional as F
 from easydict import EasyDict
 from tqdm import tqdm
 
-from .checkpoint import (READ_ONLY_ERRNOS, CheckpointError, NonFiniteError, capture_rng_state, first_non_finite,
+from .checkpoint import (CheckpointError, NonFiniteError, capture_rng_state, first_non_finite,
                          load_checkpoint, rank_rng_state, remove_stray_tmp, restore_rng_state, save_checkpoint,
                          scaler_states)
-from .errors import UserError, user_errors
+from .errors import READ_ONLY_ERRNOS, UserError, user_errors
 from .config import finalize, get_config, to_plain
 from .data_lists import check_splits
 from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_object, current,  # noqa: F401
