@@ -11,9 +11,10 @@ OUT    ?= outputs
 
 install: $(STAMP)
 
-# Re-install only when the package metadata or the lock changes.
+# Re-install only when the package metadata or the lock changes. An existing environment (the one
+# .ci/run links in) is kept: pip then only points it at this checkout.
 $(STAMP): pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
