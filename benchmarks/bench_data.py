@@ -32,9 +32,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms.functional import to_tensor
 
 from course_sr.config import get_config
-from course_sr.data_lists import read_data_list, write_data_list
+from course_sr.data.lists import read_data_list, write_data_list
 from course_sr.datasets import SRDataset
-from course_sr.loader import make_train_loader
+from course_sr.data.loader import make_train_loader
 
 SCALE, CROP, BATCH, WORKERS = 4, 96, 16, 2
 

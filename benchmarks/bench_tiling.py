@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from course_sr import inference
+from course_sr.results import inference
 from course_sr.config import get_config
 from course_sr.models import Generator, count_parameters
 

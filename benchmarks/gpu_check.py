@@ -1,7 +1,7 @@
 """The first GPU session's check: what the kit's CUDA paths cost and whether they work (~4 min).
 
 Everything runs on data that needs no download: random tensors for the step timings, the
-embedded sample (scikit-image's photos, ``course_sr.sample``) for the runner; the VGG54 of the
+embedded sample (scikit-image's photos, ``course_sr.data.sample``) for the runner; the VGG54 of the
 content loss has random weights (the values do not change the cost). In order:
 
 1. **Steps** at the paper's sizes (SRResNet 16 x 64, the full discriminator, VGG54; batch 16 of
@@ -180,9 +180,9 @@ def add_ratios(configs: list) -> None:
 def runner_check(work: Path, device: str, iters: int, resume_iters: int, smoke: bool) -> dict:
     import shutil
 
-    from course_sr.checkpoint import load_checkpoint, save_checkpoint
-    from course_sr.runner import run
-    from course_sr.sample import ensure_sample
+    from course_sr.plumbing.checkpoint import load_checkpoint, save_checkpoint
+    from course_sr.training import run
+    from course_sr.data.sample import ensure_sample
 
     root = ensure_sample(work / "sample")
     overrides = dict(data_root=str(root), csv_folder=str(root / "data_lists"), train_split="sample_train",

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from course_sr.checkpoint import load_checkpoint
+from course_sr.plumbing.checkpoint import load_checkpoint
 
 SETTINGS = ["pretrain_iters=12", "gan_iters=12", "ckpt_every=3", "val_every=6", "log_every=2", "val_images=1",
             "val_crop=48", "batch_size=4", "crop_size=32", "tensorboard=false", "workers=0"]

@@ -3,7 +3,7 @@
 Each verb lives in the module that owns its idea, as a ``main(argv) -> int`` function; this
 table is the whole dispatch (no registry, no auto-import), so "go to definition" works.
 
-One error path for every verb (``course_sr.errors``): a :class:`~course_sr.errors.UserError`, and
+One error path for every verb (``course_sr.plumbing.errors``): a :class:`~course_sr.plumbing.errors.UserError`, and
 an ``OSError`` about a file the command names (permission denied, read-only file system, disk full,
 a path absent or in the way: ``errors.from_os_error``), print ``<verb>: error: <message>`` as one line on stderr and exit with status 2; any
 other exception is a bug in the kit and keeps its traceback. ``--debug`` (anywhere on the command
@@ -12,28 +12,32 @@ line) or ``COURSE_SR_DEBUG=1`` shows the traceback of a user error too. argparse
 """
 from __future__ import annotations
 
-import importlib
 import os
 import sys
+from typing import Callable
 
-from course_sr.errors import UserError, from_os_error, one_line
+from course_sr import training
+from course_sr.data import download, lists, sample
+from course_sr.plumbing import course
+from course_sr.plumbing.errors import UserError, from_os_error, one_line
+from course_sr.results import demo, evaluate, rating, report, upscale
 
 DEBUG_FLAG = "--debug"
 DEBUG_ENV = "COURSE_SR_DEBUG"
 
-VERBS: dict[str, tuple[str, str]] = {
-    # verb            module                      what it does
-    "demo":         ("course_sr.demo",        "the whole pipeline on the embedded images"),
-    "sample":       ("course_sr.sample",      "build the embedded sample dataset (no download)"),
-    "download":     ("course_sr.download",    "fetch DIV2K / benchmark archives, checked and extracted"),
-    "data-lists":   ("course_sr.data_lists",  "write data_lists/<split>_images.csv"),
-    "train":        ("course_sr.runner",      "SRResNet -> SRGAN (or CycleSR / dual) from a config"),
-    "evaluate":     ("course_sr.evaluate",    "PSNR/SSIM tables for bicubic and checkpoints"),
-    "upscale":      ("course_sr.upscale",     "super-resolve an image or a folder"),
-    "rating-pack":  ("course_sr.rating",      "anonymised images + sheet for human rating (MOS)"),
-    "rating-score": ("course_sr.rating",      "mean opinion score per method from filled sheets"),
-    "report":       ("course_sr.report",      "Markdown experiment report from run directories"),
-    "course-url":   ("course_sr.course",      "set the course repository's URL (course.py + notebooks)"),
+VERBS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    # verb            main(argv) -> int           what it does
+    "demo":         (demo.main,               "the whole pipeline on the embedded images"),
+    "sample":       (sample.main,             "build the embedded sample dataset (no download)"),
+    "download":     (download.main,           "fetch DIV2K / benchmark archives, checked and extracted"),
+    "data-lists":   (lists.main,              "write data_lists/<split>_images.csv"),
+    "train":        (training.main,           "SRResNet -> SRGAN (or CycleSR / dual) from a config"),
+    "evaluate":     (evaluate.main,           "PSNR/SSIM tables for bicubic and checkpoints"),
+    "upscale":      (upscale.main,            "super-resolve an image or a folder"),
+    "rating-pack":  (rating.main_rating_pack, "anonymised images + sheet for human rating (MOS)"),
+    "rating-score": (rating.main_rating_score, "mean opinion score per method from filled sheets"),
+    "report":       (report.main,             "Markdown experiment report from run directories"),
+    "course-url":   (course.main,             "set the course repository's URL (course.py + notebooks)"),
 }
 
 
@@ -62,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if verb not in VERBS:
         print(f"unknown verb {verb!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(VERBS[verb][0])
-    # A module serving two verbs exposes main_<verb_with_underscores>; otherwise main.
-    fn = getattr(module, "main_" + verb.replace("-", "_"), None) or module.main
+    fn = VERBS[verb][0]
     try:
         return int(fn(rest) or 0)
     except UserError as err:

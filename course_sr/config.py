@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 
 from easydict import EasyDict
 
-from course_sr.errors import UserError
+from course_sr.plumbing.errors import UserError
 
 QUICK_ENV = "COURSE_SR_QUICK"
 
@@ -49,7 +49,7 @@ DEFAULTS: dict[str, Any] = dict(
     # ---- data (course format: data_lists/<split>_images.csv, rows HR_file,LR_file) ----
     data_root="data",          # holds DIV2K/ and benchmark/ (see `python -m course_sr download`)
     csv_folder=None,           # where <split>_images.csv live; None: <data_root>/data_lists, else the
-                               # course's own lists (course_sr.data_lists.find_data_list)
+                               # course's own lists (course_sr.data.lists.find_data_list)
     HR_data_folder=None,       # template name; None means data_root (rows are relative to it)
     LR_data_folder=None,       # template name; None means data_root
     train_split="train",       # DIV2K 0001-0800
@@ -189,7 +189,7 @@ _QUICK_TINY_NETS = dict(
     cyc_ngf=8, cyc_ndf=8, cyc_n_blocks=2, cyc_n_layers_D=2, SR_nb=3, SR_nf=16, pool_size=4, dual_nf=8,
 )
 _QUICK_DATA = dict(
-    data_root=None,            # None: the embedded sample (course_sr.sample), built on first use
+    data_root=None,            # None: the embedded sample (course_sr.data.sample), built on first use
     csv_folder=None,           # None: the sample's own lists
     train_split="sample_train", val_split="sample_test", val_images=2, val_crop=96,
     crop_size=32, patch_num=8, batch_size=4, workers=0, device="cpu",

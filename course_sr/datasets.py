@@ -35,7 +35,7 @@ augmentation from ``k`` itself): ``ResumableBatchSampler`` hands out ever-growin
 every epoch draws fresh crops, and a resumed run or any number of workers reproduces the same
 batches exactly.
 
-Batches: ``course_sr.loader.make_train_loader`` (also importable from here) streams them;
+Batches: ``course_sr.data.loader.make_train_loader`` (also importable from here) streams them;
 ``SRDataset.get_batch`` builds a whole batch at once for its workers.
 
 Test splits: whole images; HR is cropped TOP-LEFT to ``scale * LR size`` (a multiple of the
@@ -69,9 +69,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from course_sr.data_lists import check_listed_files, find_data_list, list_path, read_data_list
-from course_sr.errors import UserError
-from course_sr.loader import _config_get
+from course_sr.data.lists import check_listed_files, find_data_list, list_path, read_data_list
+from course_sr.plumbing.errors import UserError
+from course_sr.data.loader import _config_get
 from course_sr.utils import load_image
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ class SRDataset(Dataset):
         if _config_get(config, "data_root") is None and _config_get(config, "HR_data_folder") is None:
             from easydict import EasyDict
 
-            from course_sr.sample import resolve_data
+            from course_sr.data.sample import resolve_data
             config = resolve_data(EasyDict(dict(config)))
         self.split = split
         self.scale = int(_config_get(config, "scaling_factor", 4))
@@ -326,7 +326,7 @@ class SRDataset(Dataset):
         data_root = _config_get(config, "data_root")
         hr_folder = _config_get(config, "HR_data_folder", data_root)
         lr_folder = _config_get(config, "LR_data_folder", data_root)
-        # The kit's one rule for where a list lives (course_sr.data_lists.find_data_list).
+        # The kit's one rule for where a list lives (course_sr.data.lists.find_data_list).
         csv_folder = find_data_list(split, data_root if data_root is not None else hr_folder,
                                     _config_get(config, "csv_folder"), self.scale).parent
         rows = read_data_list(csv_folder, split)
@@ -497,4 +497,4 @@ class _RegeneratedLR:
 
 # The batch stream (sampler + shared-ring loader) is its own idea: course_sr/loader.py. Its names
 # stay importable from here, where course material and older code look for them.
-from course_sr.loader import ResumableBatchSampler, TrainLoader, make_train_loader  # noqa: E402,F401
+from course_sr.data.loader import ResumableBatchSampler, TrainLoader, make_train_loader  # noqa: E402,F401

@@ -2,7 +2,7 @@
 
 The convention (SRCNN, VDSR, EDSR, SRGAN tables; the MATLAB evaluation scripts they share):
 
-1. Round the SR output to uint8 first (the caller does this: ``course_sr.evaluate`` does).
+1. Round the SR output to uint8 first (the caller does this: ``course_sr.results.evaluate`` does).
 2. Luma only: Y of MATLAB's ``rgb2ycbcr`` on double input, i.e. for R, G, B in [0, 1]
    ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` (Y in [16, 235]), kept as float64, NOT rounded.
 3. Shave ``scale`` pixels from each border of both images (the border of an upscaled image is
@@ -42,7 +42,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-from course_sr.errors import UserError
+from course_sr.plumbing.errors import UserError
 from course_sr.utils import LUMA_601, YCBCR_Y_OFFSET, YCBCR_Y_WEIGHTS, pil_to_array, convert_image
 
 SSIM_WINDOW = 11
@@ -210,7 +210,7 @@ def mean_y_shift(sr, hr, scale: int, input_range: str | None = None, name=None) 
 
 def psnr_ssim(sr, hr, scale: int, y_channel: bool = True, input_range: str | None = None,
               name=None) -> tuple[float, float]:
-    """``(psnr, ssim)`` in one pass over the conversions (what ``course_sr.evaluate`` calls, with
+    """``(psnr, ssim)`` in one pass over the conversions (what ``course_sr.results.evaluate`` calls, with
     ``name`` the HR file, so that an image too small to score is named)."""
     a, b = _prepare(sr, hr, scale, y_channel, input_range, name)
     return _psnr(a, b), _ssim(a, b, name)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import convert_image
+from course_sr.utils import convert_image
 
 
 # --------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ class TorchBicubic(nn.Module):
     ``F.interpolate(mode="bicubic", align_corners=False)``: Keys' cubic with a = -0.75 and no
     antialiasing, sharper than MATLAB's a = -0.5 (Set5 x4: 28.63 dB against MATLAB's 28.43;
     sample_test 28.19 against 28.05). It is the base a ``bicubic_residual`` SRResNet adds its
-    output to, and the ``torch-bicubic`` method of ``course_sr.evaluate``. No weights; the output
+    output to, and the ``torch-bicubic`` method of ``course_sr.results.evaluate``. No weights; the output
     is not clamped (``inference.super_resolve`` clamps).
     """
 
@@ -193,14 +193,14 @@ class Generator(nn.Module):
         """The SRResNet stored in a course_sr checkpoint, in eval mode on ``device``.
 
         Raises ValueError (naming the file) when the checkpoint holds another architecture;
-        use ``course_sr.checkpoint.load_generator`` for any SR network.
+        use ``course_sr.plumbing.checkpoint.load_generator`` for any SR network.
         """
-        from .checkpoint import load_generator
+        from course_sr.plumbing.checkpoint import load_generator
 
         model, info = load_generator(path, device)
         if not isinstance(model, cls):
             raise ValueError(f"{path} holds a {info['arch']!r} network, not an SRResNet Generator; "
-                             "use course_sr.checkpoint.load_generator(path) to load it")
+                             "use course_sr.plumbing.checkpoint.load_generator(path) to load it")
         return model
 
 
@@ -346,7 +346,7 @@ def build_generator(config: Mapping[str, Any], name: str | None = None) -> nn.Mo
     if name == "srresnet":
         return Generator(config)
     elif name == "vdsr":
-        from .cyclesr_nets import VDSR     # CycleSR's SR network; imported only when asked for
+        from course_sr.unpaired.nets import VDSR     # CycleSR's SR network; imported only when asked for
 
         return VDSR(config)
     raise ValueError(f"unknown generator {name!r}: expected 'srresnet' or 'vdsr'")

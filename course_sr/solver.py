@@ -19,7 +19,7 @@ Every loss takes ``(pred, target)``. Ranges: LR in [0, 1]; SR and HR in [-1, 1] 
 the dataset is in [0, 1] and is converted once, with ``convert_image``).
 
 The step functions (:func:`pretrain_step`, :func:`gan_step`) are what the schedule runner
-(``course_sr.runner``) and the template's epoch functions (:func:`pretrain`, :func:`train`) all
+(``course_sr.training``) and the template's epoch functions (:func:`pretrain`, :func:`train`) all
 call, so there is one copy of the algorithm. :class:`Precision` holds the mixed-precision
 set-up (:func:`amp_dtype`: bf16 from compute capability 8.0, else fp16 with a grad scaler per
 optimiser; off on CPU). :func:`loss_balance` says, at the start of stage 2, whether the content
@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import NonFiniteError
-from .utils import AverageMeter, convert_image
+from course_sr.plumbing.checkpoint import NonFiniteError
+from course_sr.utils import AverageMeter, convert_image
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -29,7 +29,7 @@ def shared_benchmarks() -> Path:
 
 @pytest.fixture(scope="session")
 def sample_root(tmp_path_factory) -> Path:
-    from course_sr.sample import ensure_sample
+    from course_sr.data.sample import ensure_sample
 
     return ensure_sample(tmp_path_factory.mktemp("sample"))
 

@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 from course_sr.__main__ import main as cli
-from course_sr.errors import UserError
+from course_sr.plumbing.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 ROOT_CAPS = ("dac_override", "dac_read_search", "fowner")       # what lets root ignore file modes
@@ -338,7 +338,7 @@ COURSE_URL = {
 @pytest.mark.parametrize("case", COURSE_URL, ids=list(COURSE_URL))
 def test_course_url(world, capsys, case):
     argv, names = COURSE_URL[case]
-    protect = (REPO / "course_sr/course.py", *sorted((REPO / "notebooks").glob("*.ipynb")))
+    protect = (REPO / "course_sr/plumbing/course.py", *sorted((REPO / "notebooks").glob("*.ipynb")))
     check(world, capsys, ["course-url", *argv], names, protect=protect)
 
 
@@ -371,12 +371,12 @@ def test_debug_in_a_real_process(world):
     assert plain.returncode == 2 and plain.stderr.startswith("evaluate: error: --scale 0") \
         and "Traceback" not in plain.stderr
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr \
-        and "course_sr.errors.UserError: --scale 0" in debug.stderr
+        and "course_sr.plumbing.errors.UserError: --scale 0" in debug.stderr
 
 
 def test_a_bug_keeps_its_traceback(world, monkeypatch):
     """Only the user's mistakes are one line: an error of the kit itself propagates."""
-    import course_sr.evaluate as ev
+    import course_sr.results.evaluate as ev
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
@@ -419,7 +419,7 @@ def test_unknown_verb(capsys):
 
 # ------------------------------------------------------------------------------ the pieces
 def test_resolve_device(monkeypatch):
-    from course_sr.distributed import DeviceError, resolve_device
+    from course_sr.plumbing.distributed import DeviceError, resolve_device
 
     assert resolve_device("cpu") == torch.device("cpu") and resolve_device("auto").type in ("cpu", "cuda")
     for name, match in [("banana", r"unknown device 'banana': use auto, cpu, cuda or cuda:N"),
@@ -437,7 +437,7 @@ def test_resolve_device(monkeypatch):
 
 
 def test_one_line_and_os_error_mapping(tmp_path):
-    from course_sr.errors import from_os_error, one_line, user_errors
+    from course_sr.plumbing.errors import from_os_error, one_line, user_errors
 
     assert one_line("3 missing file(s):\n  a.png\n  b.png\n") == "3 missing file(s): a.png; b.png"
     assert from_os_error(OSError(errno.EIO, "I/O error", "x")) is None          # not the user's: traceback

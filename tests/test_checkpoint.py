@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from course_sr import checkpoint as ck
-from course_sr.checkpoint import (NonFiniteError, capture_rng_state, load_checkpoint, load_generator,
+from course_sr.plumbing import checkpoint as ck
+from course_sr.plumbing.checkpoint import (NonFiniteError, capture_rng_state, load_checkpoint, load_generator,
                                   restore_rng_state, save_checkpoint)
 from course_sr.config import get_config, to_plain
 from course_sr.models import Discriminator, Generator

@@ -44,7 +44,7 @@ def test_every_preset_builds_at_its_real_sizes_and_steps(preset):
                        g_steps=int(cfg.g_steps), d_steps=int(cfg.d_steps))
         assert finite(out) and {"loss_content", "loss_adv", "loss_d"} <= out.keys()
     else:
-        from course_sr.cyclesr import CycleSR, DualRegression
+        from course_sr.unpaired.cyclesr import CycleSR, DualRegression
 
         trainer = (CycleSR if cfg.method == "cyclesr" else DualRegression)(cfg, "cpu")
         joint = int(cfg.get("cyc_warmup_iters", 0))          # CycleSR: the joint phase, all three updates
@@ -75,7 +75,7 @@ def test_every_preset_builds_at_its_real_sizes_and_steps(preset):
 ])
 def test_bad_values_are_refused_naming_key_and_value(override, match):
     from course_sr.config import ConfigError
-    from course_sr.errors import UserError
+    from course_sr.plumbing.errors import UserError
 
     with pytest.raises(ConfigError, match=match) as err:
         get_config("quick", **override)

@@ -1,4 +1,4 @@
-"""course_sr.course: real mode's settings in one place, the rehearsal's schedule cut, the repository URL."""
+"""course_sr.plumbing.course: real mode's settings in one place, the rehearsal's schedule cut, the repository URL."""
 from __future__ import annotations
 
 import ast
@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from course_sr.__main__ import main as cli
-from course_sr import course
+from course_sr.plumbing import course
 from course_sr.config import get_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_cut_schedule_srgan_keeps_the_real_sizes(preset):
 
 
 def test_cut_schedule_cyclesr_and_dual():
-    from course_sr.cyclesr import lr_factor
+    from course_sr.unpaired.cyclesr import lr_factor
 
     cfg = course.cut_schedule(get_config("cyclesr", cyc_warmup_iters=5000), 3)
     total = (cfg.n_epoch + cfg.n_epoch_decay) * cfg.iters_per_epoch
@@ -84,13 +84,13 @@ def test_every_notebook_installs_from_the_course_url():
 
 def test_course_url_command_sets_it_everywhere(tmp_path, capsys):
     repo = tmp_path / "checkout"
-    (repo / "course_sr").mkdir(parents=True)
-    shutil.copy(REPO / "course_sr" / "course.py", repo / "course_sr" / "course.py")
+    (repo / "course_sr" / "plumbing").mkdir(parents=True)
+    shutil.copy(REPO / "course_sr" / "plumbing" / "course.py", repo / "course_sr" / "plumbing" / "course.py")
     shutil.copytree(REPO / "notebooks", repo / "notebooks")
     before = {n: nbformat.read(repo / "notebooks" / n, as_version=4) for n in course.NOTEBOOKS}
     changed = course.set_course_url("git+https://github.com/uni-x/sr-course/", repo)
     assert len(changed) == 5
-    text = (repo / "course_sr" / "course.py").read_text()
+    text = (repo / "course_sr" / "plumbing" / "course.py").read_text()
     assert 'REPO_URL = "https://github.com/uni-x/sr-course"' in text
     assert course.install_urls(repo / "notebooks") == {n: ["https://github.com/uni-x/sr-course"] for n in course.NOTEBOOKS}
     for n in course.NOTEBOOKS:                  # only the install line changed

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_sr.checkpoint import load_checkpoint, load_generator
+from course_sr.plumbing.checkpoint import load_checkpoint, load_generator
 from course_sr.config import get_config
-from course_sr.cyclesr import (CycleSR, DualRegression, cycle_loss, dual_loss, identity_loss, lr_factor,
+from course_sr.unpaired.cyclesr import (CycleSR, DualRegression, cycle_loss, dual_loss, identity_loss, lr_factor,
                                lsgan_loss, sr_loss, sr_output, validation_set)
 from course_sr.utils import seed_everything
 
@@ -163,7 +163,7 @@ def run_cfg(sample_root, preset="cyclesr-quick", **kw):
 
 
 def test_phase_resume_is_exact(sample_root, tmp_path):
-    from course_sr.runner import run
+    from course_sr.training import run
 
     cfg = run_cfg(sample_root, log_every=1)   # windows of one step: the logged means match too
     full = run(cfg, tmp_path / "full")
@@ -189,8 +189,8 @@ def test_phase_resume_is_exact(sample_root, tmp_path):
 
 @pytest.mark.parametrize("preset, sr_net, stage", [("cyclesr-quick", "vdsr", "joint"), ("dual-quick", "srresnet", "dual")])
 def test_checkpoints_load_as_sr_generators(sample_root, tmp_path, preset, sr_net, stage):
-    from course_sr.inference import super_resolve
-    from course_sr.runner import main
+    from course_sr.results.inference import super_resolve
+    from course_sr.training import main
 
     cfg = run_cfg(sample_root, preset, sr_net=sr_net)
     import yaml
@@ -207,7 +207,7 @@ def test_checkpoints_load_as_sr_generators(sample_root, tmp_path, preset, sr_net
 
 
 def test_validation_set_degrades_hr_with_the_test_spec(sample_root):
-    from course_sr.unpaired import degraded_pairs
+    from course_sr.unpaired.data import degraded_pairs
 
     cfg = run_cfg(sample_root, val_images=2, val_crop=48)
     pairs = validation_set(cfg)
@@ -219,7 +219,7 @@ def test_validation_set_degrades_hr_with_the_test_spec(sample_root):
 
 
 def test_bad_resume_and_schedule_values(sample_root, tmp_path):
-    from course_sr.runner import run
+    from course_sr.training import run
 
     d = run(run_cfg(sample_root, "dual-quick", pretrain_iters=2), tmp_path / "d")
     with pytest.raises(ValueError, match="'dual' checkpoint"):
@@ -229,7 +229,7 @@ def test_bad_resume_and_schedule_values(sample_root, tmp_path):
 
 # ---- the comparison ---------------------------------------------------------------------
 def test_bicubic_poses_as_an_sr_network():
-    from course_sr.cyclesr import Bicubic
+    from course_sr.unpaired.cyclesr import Bicubic
     from course_sr.imresize import imresize
 
     lr = torch.rand(1, 3, 6, 5, dtype=torch.float64)
@@ -239,7 +239,7 @@ def test_bicubic_poses_as_an_sr_network():
 
 
 def test_paired_baselines_differ_only_in_their_lr():
-    from course_sr.cyclesr import PairedSR
+    from course_sr.unpaired.cyclesr import PairedSR
 
     cfg = get_config("cyclesr-quick", **TINY)
     hr, clean, real = batch()
@@ -258,7 +258,7 @@ def test_paired_baselines_differ_only_in_their_lr():
 
 
 def test_compare_methods_trains_each_on_the_same_budget(sample_root):
-    from course_sr.cyclesr import compare_methods, format_comparison
+    from course_sr.unpaired.cyclesr import compare_methods, format_comparison
 
     cfg = run_cfg(sample_root, sr_net="vdsr", cyc_warmup_iters=2)
     lr, hr = torch.rand(3, 8, 8), torch.rand(3, 32, 32)

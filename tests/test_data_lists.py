@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from course_sr.__main__ import main as cli
-from course_sr import data_lists as dl
+from course_sr.data import lists as dl
 from course_sr.imresize import imresize
 from course_sr.utils import load_image, save_image
 
@@ -263,7 +263,7 @@ def test_the_canonical_lists_are_never_silently_replaced(tmp_path, monkeypatch, 
 
 @pytest.mark.parametrize("folder", ["Set5", "set5", "benchmark/SET5"])
 def test_data_lists_accept_the_layouts_evaluate_accepts(tmp_path, folder):
-    from course_sr.evaluate import image_pairs
+    from course_sr.results.evaluate import image_pairs
 
     root = tmp_path / "shared"
     touch(root, f"{folder}/HR/baby.png", f"{folder}/LR_bicubic/X4/babyx4.png",

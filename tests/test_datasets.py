@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from course_sr.config import get_config
-from course_sr.data_lists import write_data_list
+from course_sr.data.lists import write_data_list
 from course_sr.datasets import SRDataset, augment, to_tensor
-from course_sr.loader import ResumableBatchSampler, make_train_loader
+from course_sr.data.loader import ResumableBatchSampler, make_train_loader
 from course_sr.imresize import imresize
 from course_sr.utils import save_image
 

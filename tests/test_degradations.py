@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from course_sr.degradations import Degradation, degrade, gaussian_kernel, get_degradation, sample_params
+from course_sr.unpaired.degradations import Degradation, degrade, gaussian_kernel, get_degradation, sample_params
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 CI has no GPU, so the multi-process tests run this file itself as torchrun's worker script
 (``python -m torch.distributed.run --nproc_per_node=2 tests/test_distributed.py worker OUT ROOT``):
-each rank joins the group through :func:`course_sr.distributed.init_distributed` exactly as the
+each rank joins the group through :func:`course_sr.plumbing.distributed.init_distributed` exactly as the
 ``train`` command does, runs every case, and saves what it saw to ``OUT/rank<r>.pt``. The tests
 then compare those with single-process references computed here, in the pytest process:
 
@@ -31,7 +31,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_sr import distributed as D
+from course_sr.plumbing import distributed as D
 from course_sr.config import get_config
 
 THIS = Path(__file__).resolve()
@@ -119,7 +119,7 @@ def bn_trace(bn: nn.Module, dims, sizes, channels, rank: int | None) -> dict:
 
 
 def step_config(sample_root, batch_size: int):
-    from course_sr.sample import resolve_data
+    from course_sr.data.sample import resolve_data
 
     # bicubic_residual off: its last conv starts at zero, so one step would not reach the BatchNorms.
     return resolve_data(get_config("quick", data_root=str(sample_root), batch_size=batch_size,
@@ -130,7 +130,7 @@ def srresnet_step(cfg, info: D.DistInfo, sync_bn: bool) -> dict[str, torch.Tenso
     """One ``pretrain_step`` (pixel MSE, SGD lr 0.5) of the quick SRResNet on the first batch of
     this process's share; returns the plain network's state dict afterwards."""
     from course_sr.datasets import SRDataset
-    from course_sr.loader import make_train_loader
+    from course_sr.data.loader import make_train_loader
     from course_sr.models import Generator
     from course_sr.solver import pretrain_step
     from course_sr.utils import convert_image, seed_everything
@@ -174,7 +174,7 @@ def runner_rng_case(out: Path, sample_root, info: D.DistInfo) -> dict:
     a checkpoint must give each rank its own back (the CUDA generator travels the same way)."""
     import shutil
 
-    from course_sr import runner
+    from course_sr import training as runner
 
     cfg = get_config("quick", **run_overrides(sample_root))
     real_step, real_restore = runner.SRGANTraining.step, runner.restore_rng_state
@@ -207,8 +207,8 @@ def runner_non_finite_case(out: Path, sample_root, info: D.DistInfo) -> dict:
     """Rank 1 alone gets a NaN weight right after iteration 2's step: the save that follows
     must stop BOTH ranks (one rank stopping alone would hang the other in its next all-reduce)
     and write nothing."""
-    from course_sr import runner
-    from course_sr.checkpoint import NonFiniteError
+    from course_sr import training as runner
+    from course_sr.plumbing.checkpoint import NonFiniteError
 
     cfg = get_config("quick", **run_overrides(sample_root))
     real_step = runner.SRGANTraining.step
@@ -253,7 +253,7 @@ def test_init_distributed_reads_torchruns_environment(ranks):
 
 
 def test_each_rank_resumes_with_its_own_rng_streams(ranks, tmp_path_factory):
-    from course_sr.checkpoint import load_checkpoint, rank_rng_state
+    from course_sr.plumbing.checkpoint import load_checkpoint, rank_rng_state
 
     saved = [res["rng/saved"] for res in ranks]
     assert not torch.equal(saved[0], saved[1])                     # the streams really differ
@@ -266,7 +266,7 @@ def test_each_rank_resumes_with_its_own_rng_streams(ranks, tmp_path_factory):
 
 
 def test_a_nan_on_one_rank_stops_every_rank_before_any_save(ranks):
-    from course_sr.checkpoint import load_checkpoint
+    from course_sr.plumbing.checkpoint import load_checkpoint
 
     for res in ranks:
         assert "conv_block1.0.weight has NaN/inf values on rank 1 at iteration 2" in res["nan/error"]
@@ -302,7 +302,7 @@ def test_one_step_on_2_processes_x_b_equals_one_process_with_2b(ranks, sample_ro
 
 
 def test_without_sync_bn_each_process_normalises_its_own_share(ranks, sample_root):
-    # The deliberate choice documented in course_sr.distributed: plain DDP is NOT batch 2b.
+    # The deliberate choice documented in course_sr.plumbing.distributed: plain DDP is NOT batch 2b.
     ref = srresnet_step(step_config(sample_root, WORLD * B), D.DistInfo(), sync_bn=False)
     got = ranks[0]["step/plain_bn"]
     gap = max(float((got[k].float() - v.float()).abs().max()) for k, v in ref.items() if "weight" in k)
@@ -389,7 +389,7 @@ def test_cuda_modules_get_torchs_syncbatchnorm():
 # --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("replicas, start_iter", [(2, 0), (3, 0), (2, 7)])
 def test_sampler_shares_are_the_single_process_batch(replicas, start_iter):
-    from course_sr.loader import ResumableBatchSampler
+    from course_sr.data.loader import ResumableBatchSampler
 
     n, b = 10, 3                                          # batches straddle epoch boundaries
     single = iter(ResumableBatchSampler(n, replicas * b, seed=5, start_iter=start_iter))
@@ -400,7 +400,7 @@ def test_sampler_shares_are_the_single_process_batch(replicas, start_iter):
 
 def test_loader_shares_are_the_single_process_batch(sample_root):
     from course_sr.datasets import SRDataset
-    from course_sr.loader import make_train_loader
+    from course_sr.data.loader import make_train_loader
 
     cfg = step_config(sample_root, WORLD * B)
     data = SRDataset(cfg.train_split, cfg)
@@ -452,7 +452,7 @@ def reference_run(tmp_path_factory, sample_root):
     that the full state at the end of stage 1 is kept too: resuming is bit-exact on CPU)."""
     import shutil
 
-    from course_sr.runner import run
+    from course_sr.training import run
 
     root = tmp_path_factory.mktemp("reference")
     cfg = get_config("quick", **run_overrides(sample_root, batch_size=WORLD * B, sync_bn=False))
@@ -463,7 +463,7 @@ def reference_run(tmp_path_factory, sample_root):
 
 
 def checkpoint(run_dir: Path, name: str) -> dict:
-    from course_sr.checkpoint import load_checkpoint
+    from course_sr.plumbing.checkpoint import load_checkpoint
 
     return load_checkpoint(run_dir / "checkpoints" / f"{name}.pt")
 
@@ -471,7 +471,7 @@ def checkpoint(run_dir: Path, name: str) -> dict:
 def full_state(run_dir: Path, stage: str) -> dict:
     """The full state (optimisers included) at the end of ``stage``: the fixtures' copy of
     last.pt at the end of stage 1, or last.pt of the finished run."""
-    from course_sr.checkpoint import load_checkpoint
+    from course_sr.plumbing.checkpoint import load_checkpoint
 
     return load_checkpoint(run_dir.parent / "pretrain_last.pt" if stage == "pretrain"
                            else run_dir / "checkpoints" / "last.pt")
@@ -554,7 +554,7 @@ def test_one_step_on_2_processes_x_b_is_one_step_with_2b_through_the_runner(two_
 
 def test_checkpoint_of_2_processes_resumes_on_1_with_the_same_global_batch(two_process_run, reference_run, tmp_path,
                                                                          sample_root):
-    from course_sr.runner import run
+    from course_sr.training import run
 
     cfg = get_config("quick", **run_overrides(sample_root, batch_size=WORLD * B))
     result = run(cfg, tmp_path, resume=two_process_run[0] / "checkpoints" / "last.pt")
@@ -570,7 +570,7 @@ def test_checkpoint_of_2_processes_resumes_on_1_with_the_same_global_batch(two_p
 def test_checkpoint_of_2_processes_resumes_with_its_own_config_on_1(two_process_run, tmp_path):
     import shutil
 
-    from course_sr.runner import main
+    from course_sr.training import main
 
     run_dir = tmp_path / "run"
     shutil.copytree(two_process_run[0], run_dir)

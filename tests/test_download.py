@@ -1,4 +1,4 @@
-"""course_sr.download against a local HTTP server on 127.0.0.1 that serves archives built here.
+"""course_sr.data.download against a local HTTP server on 127.0.0.1 that serves archives built here.
 
 No test reaches any other address: ``_only_localhost`` makes any other connection fail.
 The server supports Range requests and can drop a connection after N bytes, ignore Range,
@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import course_sr.download as dl
-from course_sr.download import MARKER, Archive, DownloadError, download
+import course_sr.data.download as dl
+from course_sr.data.download import MARKER, Archive, DownloadError, download
 
 
 # --------------------------------------------------------------------------------------
@@ -524,9 +524,9 @@ def test_archive_without_expected_folder_is_refused(tmp_path, server):
 # --------------------------------------------------------------------------------------
 def test_data_lists_are_made_for_fetched_splits(tmp_path, server, table, monkeypatch):
     calls = []
-    fake = types.ModuleType("course_sr.data_lists")
+    fake = types.ModuleType("course_sr.data.lists")
     fake.create_data_lists = lambda root, **kw: calls.append((Path(root), kw))
-    monkeypatch.setitem(sys.modules, "course_sr.data_lists", fake)
+    monkeypatch.setitem(sys.modules, "course_sr.data.lists", fake)
     run(tmp_path, table, data_lists=tmp_path / "lists")
     assert calls == [(tmp_path, {"out_folder": tmp_path / "lists", "splits": None})]   # every split found
     run(tmp_path, table, data_lists=True)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from course_sr.__main__ import main as cli
-from course_sr.evaluate import bicubic_bases, evaluate, format_table, image_pairs, main, parse_method
+from course_sr.results.evaluate import bicubic_bases, evaluate, format_table, image_pairs, main, parse_method
 from course_sr.metrics import psnr_ssim
 from course_sr.utils import load_image, save_image
 
@@ -143,7 +143,7 @@ def test_lpips_is_never_a_made_up_number(tmp_path):
 @pytest.fixture
 def tiny_checkpoint(tmp_path):
     pytest.importorskip("course_sr.models")
-    from course_sr.checkpoint import save_checkpoint
+    from course_sr.plumbing.checkpoint import save_checkpoint
     from course_sr.config import get_config, to_plain
     from course_sr.models import build_generator
 
@@ -159,7 +159,7 @@ def tiny_checkpoint(tmp_path):
 
 
 def test_checkpoint_method(tmp_path, tiny_checkpoint):
-    from course_sr.inference import super_resolve
+    from course_sr.results.inference import super_resolve
     from course_sr.utils import convert_image
 
     path, gen = tiny_checkpoint(4)
@@ -196,7 +196,7 @@ def test_missing_checkpoint(tmp_path):
 def test_torch_bicubic_is_the_base_an_untrained_residual_network_gives(tmp_path, tiny_checkpoint):
     """torch-bicubic scores exactly what an untrained bicubic_residual SRResNet gives (its last
     conv starts at zero), sets may come from different roots, and bicubic_bases asks for it."""
-    from course_sr.checkpoint import load_checkpoint, save_checkpoint
+    from course_sr.plumbing.checkpoint import load_checkpoint, save_checkpoint
 
     path, _ = tiny_checkpoint(4)
     make_set(tmp_path / "a")

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from course_sr import inference
+from course_sr.results import inference
 from course_sr.config import get_config
-from course_sr.cyclesr_nets import VDSR
-from course_sr.errors import UserError
-from course_sr.inference import TilingError, receptive_field, super_resolve
+from course_sr.unpaired.nets import VDSR
+from course_sr.plumbing.errors import UserError
+from course_sr.results.inference import TilingError, receptive_field, super_resolve
 from course_sr.models import Generator, build_generator
 
 

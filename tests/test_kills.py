@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_sr import checkpoint, runner
-from course_sr.checkpoint import load_checkpoint
+from course_sr.plumbing import checkpoint
+
+from course_sr import training as runner
+from course_sr.plumbing.checkpoint import load_checkpoint
 from test_runner import assert_same_state, tiny, without_timing
 
 # The saves of the tiny SRGAN run (3 + 3 iterations, ckpt_every 2, a validation at each stage end)

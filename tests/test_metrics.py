@@ -149,7 +149,7 @@ def test_mean_y_shift_sees_a_brightness_cast_not_texture():
 
 def test_size_errors_name_the_image():
     """evaluate passes the HR file: "cannot shave ... (8, 8)" then says which image of a set it is."""
-    from course_sr.errors import UserError
+    from course_sr.plumbing.errors import UserError
 
     small = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(UserError, match=r"^data/Set5/HR/tiny\.png: cannot shave 4 px .*\(8, 8\)"):

@@ -81,15 +81,15 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in readme and "make demo" in readme
 
 
-def test_every_command_verb_resolves_to_a_module_with_main():
-    import importlib
-
+def test_every_command_verb_is_a_main_of_the_package_with_help(capsys):
     from course_sr.__main__ import VERBS
 
-    for verb, (module_name, _) in VERBS.items():
-        module = importlib.import_module(module_name)
-        fn = getattr(module, "main_" + verb.replace("-", "_"), None) or getattr(module, "main", None)
-        assert callable(fn), f"verb {verb!r}: {module_name} has no main()"
+    for verb, (fn, _) in VERBS.items():
+        assert callable(fn) and fn.__module__.startswith("course_sr."), verb
+        with pytest.raises(SystemExit) as exc:          # argparse's --help: every verb parses
+            fn(["--help"])
+        assert exc.value.code == 0, verb
+        assert "usage: python -m course_sr" in capsys.readouterr().out, verb
 
 
 def test_the_course_lists_ship_inside_a_built_wheel(tmp_path):
@@ -107,12 +107,17 @@ def test_the_course_lists_ship_inside_a_built_wheel(tmp_path):
     committed = sorted(p.name for p in (REPO / "data_lists").glob("*.csv"))
     assert {f"course_sr/course_lists/{n}" for n in committed} <= names
     assert not any(n.startswith("data_lists/") for n in names)
+    # every module of every subpackage, and the rating page's template beside its module
+    sources = {p.relative_to(REPO).as_posix() for p in (REPO / "course_sr").rglob("*.py")}
+    assert sources <= names, sorted(sources - names)
+    assert "course_sr/results/rate.html" in names
     # installed (no deps: they are this venv's), run from elsewhere: the shipped copy is the one found
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, timeout=300)
-    code = ("import course_sr.data_lists as d; c = d.canonical_dir(); "
-            "print(c); print(len(d.read_data_list(c, 'train')))")
+    code = ("import course_sr.data.lists as d; c = d.canonical_dir(); "
+            "print(c); print(len(d.read_data_list(c, 'train'))); "
+            "from course_sr.results.rating_page import page_template; print(len(page_template()) > 1000)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(site)}, timeout=120).stdout.split()
-    assert out == [str(site / "course_sr" / "course_lists"), "800"]
+    assert out == [str(site / "course_sr" / "course_lists"), "800", "True"]

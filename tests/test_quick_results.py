@@ -1,8 +1,8 @@
 """The quick preset's results, pinned: what `make demo` and the quick notebooks show is real SR.
 
-One run of the demo itself (``course_sr.demo.run_demo``: the quick preset's two stages, about a
+One run of the demo itself (``course_sr.results.demo.run_demo``: the quick preset's two stages, about a
 minute of one CPU thread, then evaluation, images and the report), scored by
-``course_sr.evaluate``: Y-PSNR / SSIM, 4 px shaved, SR rounded to uint8.
+``course_sr.results.evaluate``: Y-PSNR / SSIM, 4 px shaved, SR rounded to uint8.
 
 What each check means:
 
@@ -29,8 +29,8 @@ import io
 
 import pytest
 
-from course_sr.demo import run_demo
-from course_sr.sample import ENV_DIR
+from course_sr.results.demo import run_demo
+from course_sr.data.sample import ENV_DIR
 
 # Measured with get_config("quick") on the course machine: (PSNR dB, SSIM).
 PINNED = {

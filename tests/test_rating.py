@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_sr import rating
-from course_sr.errors import UserError
-from course_sr.rating import make_rating_pack, mean_ci95, score_ratings
+from course_sr.results import rating
+from course_sr.plumbing.errors import UserError
+from course_sr.results.rating import make_rating_pack, mean_ci95, score_ratings
 
 METHODS = ("bicubic", "SRResNet", "SRGAN")
 IMAGES = ("baby", "bird", "butterfly", "head", "woman")

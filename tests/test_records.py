@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from course_sr.config import get_config
-from course_sr.records import (RunRecords, history_series, last_step, plot_histories,
+from course_sr.plumbing.records import (RunRecords, history_series, last_step, plot_histories,
                                plot_history)
 
 

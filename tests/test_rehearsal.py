@@ -104,7 +104,7 @@ def build_archives(folder: Path) -> dict[str, int]:
     """The seven archives of ``download.ARCHIVES`` (same names, same inner layouts) + SHA256SUMS.
     Returns ``{split: images}``. LR files are the kit's MATLAB-exact bicubic (``matlab_lr``) and
     the track-2 "unknown" degradation is ``degradations.degrade(hr, "default")``."""
-    from course_sr.degradations import degrade
+    from course_sr.unpaired.degradations import degrade
     from course_sr.imresize import matlab_lr
 
     folder.mkdir(parents=True)
@@ -274,7 +274,7 @@ def test_download_from_the_course_mirror_and_data_lists(student, mirror):
     assert not any((data / ".downloads").iterdir())                            # archives deleted after
     run_command(["python", "-m", "course_sr", "data-lists", "--data-root", "data"], home, env, "data-lists")
     # the data root's own lists, which take precedence over the course's 800-image ones
-    from course_sr.data_lists import find_data_list, read_data_list
+    from course_sr.data.lists import find_data_list, read_data_list
 
     assert find_data_list("train", data) == data / "data_lists" / "train_images.csv"
     assert len(read_data_list(data / "data_lists", "train")) == mirror.counts["train"]
@@ -336,7 +336,7 @@ def test_notebooks_in_real_mode_resume_after_a_disconnect(student, mirror):
                          kill_when=lambda: (ckpts / "last.pt").exists())
     assert killed.is_set() and (ckpts / "last.pt").exists()
     assert not (ckpts / "pretrain_end.pt").exists(), "the kernel was killed too late: stage 1 had ended"
-    from course_sr.checkpoint import load_checkpoint
+    from course_sr.plumbing.checkpoint import load_checkpoint
 
     stopped_at = load_checkpoint(ckpts / "last.pt")["iteration"]
     assert stopped_at == 1
@@ -381,8 +381,8 @@ def test_readme_course_workflow_as_printed(student, mirror):
     for n, argv in enumerate(commands):
         run_command(argv, home, env, f"README {n + 1}: {argv[3]}")
     data, runs = home / "data", home / "runs"
-    from course_sr.checkpoint import load_checkpoint
-    from course_sr.data_lists import find_data_list
+    from course_sr.plumbing.checkpoint import load_checkpoint
+    from course_sr.data.lists import find_data_list
 
     assert find_data_list("Set14", data) == data / "data_lists" / "Set14_images.csv"
     # train: both stages ended, with the ImageNet-weights path (from TORCH_HOME) and the paper's sizes

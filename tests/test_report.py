@@ -12,9 +12,9 @@ from PIL import Image
 
 from course_sr.__main__ import main as cli
 from course_sr.config import DEFAULTS, get_config, to_plain
-from course_sr.records import config_yaml
-from course_sr.markdown_html import markdown_to_html
-from course_sr.report import (STUDENT_END, differing_settings, main,
+from course_sr.plumbing.records import config_yaml
+from course_sr.results.markdown_html import markdown_to_html
+from course_sr.results.report import (STUDENT_END, differing_settings, main,
                               results_table, write_report)
 
 SECTIONS = ["## Runs at a glance", "## Schedule and settings", "## Training curves",
@@ -178,8 +178,8 @@ def test_markdown_to_html_subset():
 
 def test_report_from_a_real_quick_run_stopped_and_resumed(sample_root, tmp_path):
     """The runner's own records: a run stopped at iteration 3, resumed, evaluated, reported."""
-    from course_sr.evaluate import evaluate
-    from course_sr.runner import run
+    from course_sr.results.evaluate import evaluate
+    from course_sr.training import run
 
     cfg = get_config("quick", data_root=str(sample_root), csv_folder=str(sample_root / "data_lists"),
                      pretrain_iters=4, gan_iters=2, log_every=1, val_every=3, ckpt_every=3,

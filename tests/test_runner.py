@@ -6,9 +6,11 @@ import math
 import pytest
 import torch
 
-from course_sr import runner, solver
+from course_sr import training as runner
+
+from course_sr import solver
 from course_sr.__main__ import main as cli
-from course_sr.checkpoint import NonFiniteError, load_checkpoint
+from course_sr.plumbing.checkpoint import NonFiniteError, load_checkpoint
 from course_sr.config import get_config
 
 
@@ -92,7 +94,7 @@ def test_resuming_mid_stage_from_a_weights_only_checkpoint_says_to_use_last(full
 
 
 def test_old_single_scaler_entries_are_read_per_optimiser():
-    from course_sr.checkpoint import scaler_states
+    from course_sr.plumbing.checkpoint import scaler_states
 
     shared = {"scale": 1024.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
               "_growth_tracker": 7}
@@ -247,7 +249,7 @@ def test_plot_history_from_a_run_directory(full_run):
 
 
 def test_other_methods_are_delegated(sample_root, tmp_path, monkeypatch):
-    import course_sr.cyclesr as cyclesr
+    import course_sr.unpaired.cyclesr as cyclesr
 
     seen = {}
 
@@ -411,7 +413,7 @@ def test_max_iters_below_one_is_refused(sample_root, tmp_path, capsys, bad):
 
 def test_other_network_sizes_are_refused_naming_the_file_and_settings_and_config_yaml_stays(full_run, sample_root,
                                                                                               tmp_path, capsys):
-    from course_sr.checkpoint import CheckpointError
+    from course_sr.plumbing.checkpoint import CheckpointError
 
     out = copy_run(full_run, tmp_path)
     before = snapshot(out)
@@ -429,7 +431,7 @@ def test_other_network_sizes_are_refused_naming_the_file_and_settings_and_config
 
 
 def test_pretrain_iters_cannot_move_a_finished_stage_one(full_run, sample_root, tmp_path):
-    from course_sr.checkpoint import CheckpointError
+    from course_sr.plumbing.checkpoint import CheckpointError
 
     out = copy_run(full_run, tmp_path)
     with pytest.raises(CheckpointError, match=r"iteration 6 of stage gan, outside that stage .*pretrain_iters"):

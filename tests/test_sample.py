@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from easydict import EasyDict
 
-from course_sr import sample
-from course_sr.data_lists import read_data_list
+from course_sr.data import sample
+from course_sr.data.lists import read_data_list
 from course_sr.imresize import imresize
 from course_sr.utils import load_image
 

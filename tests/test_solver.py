@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_sr.checkpoint import NonFiniteError
+from course_sr.plumbing.checkpoint import NonFiniteError
 from course_sr.config import get_config
 from course_sr.models import Discriminator, Generator, TruncatedVGG19
 from course_sr.solver import (ContentLoss, Precision, adversarial_loss, amp_dtype, cudnn_benchmark,

@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from course_sr.config import get_config
-from course_sr.data_lists import write_data_list
-from course_sr.degradations import degrade
-from course_sr.unpaired import UnpairedDataset, degraded_pairs, image_seed
+from course_sr.data.lists import write_data_list
+from course_sr.unpaired.degradations import degrade
+from course_sr.unpaired.data import UnpairedDataset, degraded_pairs, image_seed
 
 
 def _image(rng, h, w) -> np.ndarray:

@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from course_sr.__main__ import main as cli
-from course_sr import upscale
+from course_sr.results import upscale
 from course_sr.imresize import imresize
 from course_sr.metrics import psnr_ssim
-from course_sr.upscale import (auto_crop, comparison_figure, crop_hr, super_resolve_set,
+from course_sr.results.upscale import (auto_crop, comparison_figure, crop_hr, super_resolve_set,
                                upscale_array, upscale_file, upscale_folder)
 
 
@@ -193,7 +193,7 @@ def test_super_resolve_set(tmp_path):
 
 # ---- the command, with real (tiny) checkpoints --------------------------------------------
 def _checkpoint(path, scale):
-    from course_sr.checkpoint import save_checkpoint
+    from course_sr.plumbing.checkpoint import save_checkpoint
     from course_sr.config import get_config, to_plain
     from course_sr.models import Generator
 
@@ -218,7 +218,7 @@ def test_command(tmp_path, capsys):
     assert upscale.main(["--checkpoint", str(ckpt), "--input", str(d), "--out", str(tmp_path / "o"),
                          "--tile", "8", "--scale", "2"]) == 0
     tiled = np.asarray(Image.open(tmp_path / "o" / "big.png")).astype(int)
-    from course_sr.checkpoint import load_generator
+    from course_sr.plumbing.checkpoint import load_generator
 
     whole, _ = upscale_array(load_generator(ckpt)[0], np.asarray(Image.open(d / "big.png")))
     assert tiled.shape == (40, 48, 3) and np.abs(tiled - whole).max() <= 1
@@ -264,7 +264,7 @@ def test_outputs_take_the_hr_names(tmp_path, capsys):
 
 def test_set5_deliverable_bicubic_matches_published(shared_benchmarks, tmp_path):
     """The real Set5 through the same path the notebook takes: bicubic lands on 28.42 / 0.8104."""
-    from course_sr.evaluate import image_pairs
+    from course_sr.results.evaluate import image_pairs
 
     images = image_pairs("Set5", shared_benchmarks, scale=4)
     res = super_resolve_set({"bicubic": "bicubic"}, images, tmp_path / "Set5", sheets=False, progress=False)

@@ -7,7 +7,7 @@ takes the same optimiser step and the weights stay identical::
 
     torchrun --nproc_per_node=2 -m course_sr train --config colab --out runs/colab2
 
-What this module gives the runner (``course_sr.runner``):
+What this module gives the runner (``course_sr.training``):
 
 - :func:`init_distributed` reads torchrun's environment (``RANK``, ``WORLD_SIZE``,
   ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``) and joins the process group: backend NCCL on
@@ -44,7 +44,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.parallel import DistributedDataParallel
 
-from course_sr.errors import UserError
+from course_sr.plumbing.errors import UserError
 
 __all__ = ["DistInfo", "init_distributed", "current", "cleanup", "barrier", "broadcast_object",
            "gather_object", "all_reduce_mean", "any_process", "AllReduceBatchNorm", "convert_sync_batchnorm", "wrap_model", "unwrap"]

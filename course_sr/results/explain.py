@@ -1,13 +1,13 @@
 """A run and its results in words: what was trained, and what the numbers mean.
 
-The demo prints these lines and the experiment report (``course_sr.report``) writes them, so a
+The demo prints these lines and the experiment report (``course_sr.results.report``) writes them, so a
 reader of either learns the same three things: what was trained (data, sizes, budget, the
 variant, every departure from the paper), how each network compares with bicubic, and how far
 that is from the paper.
 
 - :func:`schedule_lines`: one Markdown bullet per part of a run (data and network, then each
   stage), from the run's config alone;
-- :func:`results_notes`: bullets that read an evaluation summary (``course_sr.evaluate``):
+- :func:`results_notes`: bullets that read an evaluation summary (``course_sr.results.evaluate``):
   each network's gain over MATLAB bicubic and, where the table has it, over the bicubic base a
   ``bicubic_residual`` network adds to (``torch-bicubic``), the colour check (largest mean-Y
   shift), and the paper's figures beside them.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .config import DEFAULTS
+from course_sr.config import DEFAULTS
 
 # Ledig et al., CVPR 2017, Table 2: x4 PSNR (dB) on Y, their own evaluation. Their SSIM used
 # another convention (bicubic Set5 0.8211 there, 0.8104 in the papers that followed), so only
@@ -39,7 +39,7 @@ def fmt(v: Any) -> str:
 def _generator_parameters(cfg: Mapping[str, Any]) -> int:
     from easydict import EasyDict
 
-    from .models import build_generator, count_parameters
+    from course_sr.models import build_generator, count_parameters
 
     return count_parameters(build_generator(EasyDict({**DEFAULTS, **cfg})))
 

@@ -7,7 +7,7 @@ or ``write_report(["runs/srgan"], eval_dir="outputs/eval", out="report.md")`` fr
 
 What it reads:
 
-- each run directory (written by the runner through :class:`course_sr.records.RunRecords`):
+- each run directory (written by the runner through :class:`course_sr.plumbing.records.RunRecords`):
   ``checkpoints/last.pt`` (else the newest ``checkpoints/*.pt``), loaded with
   ``torch.load(weights_only=True)``, for its ``config``, ``history``, ``method``, ``stage``,
   ``iteration`` and ``best_psnr``; ``config.yaml`` when the checkpoint holds no config;
@@ -18,7 +18,7 @@ What it reads:
 
 What it writes: ``<out>`` and the images beside it in ``<out stem>_files/``, with the sections
 (in order): runs at a glance (with each stage's best validation PSNR), schedule and settings of
-each run (what was trained, in words: ``course_sr.explain``; an SRGAN run's table leaves out the
+each run (what was trained, in words: ``course_sr.results.explain``; an SRGAN run's table leaves out the
 CycleSR keys), settings that differ between runs (two or more), training curves (each run with
 its latest validation grid from ``samples/``, then the runs overlaid), test-set results against
 bicubic with the metric convention and what the numbers mean (gains over bicubic and over the
@@ -42,12 +42,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .config import CYCLESR_KEYS, DEFAULTS, PRESETS, VGG_KEYS, non_defaults
-from .errors import naming, user_errors
-from .explain import fmt as _fmt
-from .explain import results_notes, schedule_lines  # noqa: F401 - schedule_lines: public here too
-from .markdown_html import markdown_to_html
-from .records import history_series, plot_histories, plot_history
+from course_sr.config import CYCLESR_KEYS, DEFAULTS, PRESETS, VGG_KEYS, non_defaults
+from course_sr.plumbing.errors import naming, user_errors
+from course_sr.results.explain import fmt as _fmt
+from course_sr.results.explain import results_notes, schedule_lines  # noqa: F401 - schedule_lines: public here too
+from course_sr.results.markdown_html import markdown_to_html
+from course_sr.plumbing.records import history_series, plot_histories, plot_history
 
 STUDENT_BEGIN = "<!-- student:begin (kept when the report is regenerated: write between these markers) -->"
 STUDENT_END = "<!-- student:end -->"
@@ -72,8 +72,8 @@ PUBLISHED_BICUBIC_X4 = {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027)}
 
 
 def metric_convention(scale: int) -> str:
-    """The evaluation's own statement of its metric convention (one home: course_sr.evaluate)."""
-    from .evaluate import CONVENTION
+    """The evaluation's own statement of its metric convention (one home: course_sr.results.evaluate)."""
+    from course_sr.results.evaluate import CONVENTION
 
     return CONVENTION.format(scale=scale)
 

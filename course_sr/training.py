@@ -16,7 +16,7 @@ The schedule is counted in iterations (one batch each), not epochs: stage ``pret
 
 Run directory::
 
-    config.yaml  log.txt  events/                  (course_sr.records.RunRecords)
+    config.yaml  log.txt  events/                  (course_sr.plumbing.records.RunRecords)
     checkpoints/last.pt                            every ckpt_every iterations and at the end
     checkpoints/best.pt                            best validation PSNR *of the current stage*
     checkpoints/pretrain_end.pt, gan_end.pt        at each stage end (evaluate these two)
@@ -55,7 +55,7 @@ bit-identically: cuDNN autotuning (``cudnn_benchmark``) times the convolution al
 in the new process and may pick others, which round differently, and some CUDA backward kernels
 accumulate with atomics in no fixed order.
 
-Several GPUs: the same function under ``torchrun`` (see ``course_sr.distributed``)::
+Several GPUs: the same function under ``torchrun`` (see ``course_sr.plumbing.distributed``)::
 
     torchrun --nproc_per_node=N -m course_sr train --config colab --out runs/x [--set sync_bn=true]
 
@@ -84,18 +84,18 @@ import torch.nn.functional as F
 from easydict import EasyDict
 from tqdm import tqdm
 
-from .checkpoint import (CheckpointError, NonFiniteError, capture_rng_state, first_non_finite,
+from course_sr.plumbing.checkpoint import (CheckpointError, NonFiniteError, capture_rng_state, first_non_finite,
                          load_checkpoint, rank_rng_state, remove_stray_tmp, restore_rng_state, save_checkpoint,
                          scaler_states)
-from .errors import READ_ONLY_ERRNOS, UserError, user_errors
-from .config import finalize, get_config, to_plain
-from .data_lists import check_splits
-from .distributed import (DistInfo, all_reduce_mean, barrier, broadcast_object, current,  # noqa: F401
+from course_sr.plumbing.errors import READ_ONLY_ERRNOS, UserError, user_errors
+from course_sr.config import finalize, get_config, to_plain
+from course_sr.data.lists import check_splits
+from course_sr.plumbing.distributed import (DistInfo, all_reduce_mean, barrier, broadcast_object, current,  # noqa: F401
                           gather_object, init_distributed, resolve_device, wrap_model)  # resolve_device: public here
-from .models import build_discriminator, build_generator, build_vgg, count_parameters
-from .solver import (ContentLoss, Precision, content_loss_name, cudnn_benchmark, gan_step, loss_balance,
+from course_sr.models import build_discriminator, build_generator, build_vgg, count_parameters
+from course_sr.solver import (ContentLoss, Precision, content_loss_name, cudnn_benchmark, gan_step, loss_balance,
                      make_gan_optimizers, make_pretrain_optimizer, pixel_loss, pretrain_step)
-from .utils import convert_image, seed_everything
+from course_sr.utils import convert_image, seed_everything
 
 STAGES = ("pretrain", "gan")
 BALANCE_BATCHES = 10          # stage 2's first batches, over which the loss balance is logged
@@ -120,7 +120,7 @@ class RunExistsError(UserError, FileExistsError):
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any], keys) -> dict[str, tuple[Any, Any]]:
     """``{key: (old, new)}`` for each of ``keys`` that differs; a key an older checkpoint's config
     lacks counts as its default (the kit's behaviour before the key existed)."""
-    from .config import DEFAULTS
+    from course_sr.config import DEFAULTS
 
     def value(cfg, k):
         return cfg.get(k, DEFAULTS.get(k))
@@ -207,9 +207,9 @@ def _plain(v: Any) -> Any:
 def data_config(config: Mapping[str, Any], **overrides: Any) -> EasyDict:
     """A copy of ``config`` (with ``overrides``, e.g. ``cache="none"`` for a look at the data)
     whose data paths are filled in: the embedded sample when ``data_root`` is None. Lists are
-    found per split by ``course_sr.data_lists.find_data_list`` (csv_folder None: the data root's
+    found per split by ``course_sr.data.lists.find_data_list`` (csv_folder None: the data root's
     own, else the course's)."""
-    from .sample import resolve_data
+    from course_sr.data.sample import resolve_data
 
     return resolve_data(EasyDict({**copy.deepcopy(dict(config)), **overrides}))
 
@@ -259,8 +259,8 @@ def validate(net: torch.nn.Module, images, device=None, lr_view: str = "bicubic"
     ``inference.super_resolve`` (its mode is restored). ``lr_view``: the LR column enlarged by
     ``"bicubic"`` (what a plain upscaler gives) or ``"nearest"`` (the pixels as they are).
     """
-    from .inference import super_resolve
-    from .metrics import psnr_ssim
+    from course_sr.results.inference import super_resolve
+    from course_sr.metrics import psnr_ssim
 
     if lr_view not in ("bicubic", "nearest"):
         raise ValueError(f"lr_view must be 'bicubic' or 'nearest', got {lr_view!r}")
@@ -373,7 +373,7 @@ class SRGANTraining:
 
     def init_generator_from(self, path: str | os.PathLike) -> None:
         """Start from the generator of another run's checkpoint (``config.init_from``)."""
-        from .checkpoint import load_generator
+        from course_sr.plumbing.checkpoint import load_generator
 
         init, info = load_generator(path)
         self.generator.load_state_dict(init.state_dict())
@@ -525,7 +525,7 @@ class SRGANTraining:
     # ---------------------------------------------------------------- validation
     def validation_set(self, data_cfg: EasyDict) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The first ``val_images`` of ``val_split``, centre-cropped to ``val_crop``: (lr, hr) in [0, 1]."""
-        from .datasets import SRDataset
+        from course_sr.datasets import SRDataset
 
         ds = SRDataset(self.cfg.val_split, data_cfg)
         n = min(int(self.cfg.val_images), len(ds))
@@ -578,8 +578,8 @@ def _run_srgan(cfg: EasyDict, out_dir: Path, records, info: DistInfo, max_iters:
                     + ("synchronised over all processes (sync_bn=True)" if cfg.sync_bn else
                        f"per process, over its {cfg.batch_size} images (sync_bn=False)"))
 
-    from .datasets import SRDataset
-    from .loader import make_train_loader
+    from course_sr.datasets import SRDataset
+    from course_sr.data.loader import make_train_loader
 
     # Under torchrun rank 0 prepares the data first (the sample; a disk cache is written once, not
     # by every process at the same time), then the others open what it made.
@@ -759,7 +759,7 @@ def run(config: Mapping[str, Any] | None, out_dir: str | os.PathLike, max_iters:
     not fit the config (naming the file and the settings that differ), ValueError for an SRGAN
     stage with random VGG weights unless ``allow_random_vgg``. All are UserErrors.
     """
-    from .records import RunRecords
+    from course_sr.plumbing.records import RunRecords
 
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
@@ -822,11 +822,11 @@ def run(config: Mapping[str, Any] | None, out_dir: str | os.PathLike, max_iters:
             barrier()                   # every process returns once rank 0 has written its files
             return result
         elif cfg.method == "cyclesr":
-            from .cyclesr import run_cyclesr
+            from course_sr.unpaired.cyclesr import run_cyclesr
 
             return run_cyclesr(cfg, out_dir, records, max_iters=max_iters, resume=resume)
         elif cfg.method == "dual":
-            from .cyclesr import run_dual
+            from course_sr.unpaired.cyclesr import run_dual
 
             return run_dual(cfg, out_dir, records, max_iters=max_iters, resume=resume)
         raise ValueError(f"unknown method {cfg.method!r}")
@@ -852,9 +852,9 @@ def plot_history(source: Mapping[str, Any] | str | os.PathLike, keys=None, out_p
     """Loss, D(HR)/D(SR), lr and validation PSNR/SSIM curves of a run, one panel per quantity.
 
     ``source``: a history dict, a ``run()`` result, a checkpoint path or a run directory.
-    Returns a matplotlib Figure (see ``course_sr.records.plot_history``).
+    Returns a matplotlib Figure (see ``course_sr.plumbing.records.plot_history``).
     """
-    from .records import plot_history as _plot
+    from course_sr.plumbing.records import plot_history as _plot
 
     return _plot(load_history(source), keys=keys, out_path=out_path)   # keys None: all but it_per_s
 
@@ -891,7 +891,7 @@ def _iterations(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m course_sr train --config quick|PATH --out DIR [--max-iters N] [--resume CKPT|auto]
-    [--overwrite]``. A user's mistake (a :class:`~course_sr.errors.UserError`, or argparse's) is
+    [--overwrite]``. A user's mistake (a :class:`~course_sr.plumbing.errors.UserError`, or argparse's) is
     one line on stderr and exit status 2."""
     p = argparse.ArgumentParser(prog="python -m course_sr train", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help="a preset (quick, colab, paper, ...) or a YAML/JSON file; "
@@ -911,8 +911,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--config is required unless --resume is given")
     if args.overwrite and args.resume is not None:
         p.error("--overwrite starts the run afresh and --resume continues it: give one of them")
-    from .course import ENV, cut_schedule, settings
-    from .distributed import cleanup
+    from course_sr.plumbing.course import ENV, cut_schedule, settings
+    from course_sr.plumbing.distributed import cleanup
 
     # A user's mistake (missing data or list, a cache too large for the RAM, a bad setting, a
     # checkpoint that is corrupt or does not fit) is a UserError, which __main__ prints as one line

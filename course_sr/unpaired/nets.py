@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import convert_image
+from course_sr.utils import convert_image
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -327,7 +327,7 @@ def build_sr_network(config: Mapping) -> nn.Module:
     Plug your own network into that factory: it must take LR in [0, 1] and have ``scale``
     and ``output_range`` attributes, and then ``evaluate``/``upscale`` can rebuild it too.
     """
-    from .models import build_generator  # models imports this module lazily for VDSR
+    from course_sr.models import build_generator  # models imports this module lazily for VDSR
 
     return build_generator(config, config["sr_net"])
 

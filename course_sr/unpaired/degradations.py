@@ -226,7 +226,7 @@ def degrade(hr: np.ndarray, spec: "str | Mapping | Degradation" = "fixed",
     else:                                                  # 1. blur at HR size (odd kernel), 2. imresize
         if p["sigma"] > 0:
             x = _blur(x, gaussian_kernel(spec.kernel_size + 1, p["sigma"], p["sigma2"], p["theta"]), 1)
-        from .imresize import imresize
+        from course_sr.imresize import imresize
 
         y = imresize(x[0].permute(1, 2, 0).numpy(), output_shape=(h, w))
 

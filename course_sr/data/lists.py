@@ -69,7 +69,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_sr.errors import UserError, naming, user_errors
+from course_sr.plumbing.errors import UserError, naming, user_errors
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 BENCHMARK_SETS = ("Set5", "Set14", "B100", "Urban100")

@@ -3,12 +3,12 @@
 No download, CPU, a few minutes (``--benchmarks DIR`` also scores a real Set5). Each step is one call into the package, the same calls the
 notebooks make, so reading this file is a map of the kit:
 
-1. the embedded sample (:mod:`course_sr.sample`): scikit-image photos as HR, MATLAB-exact LR;
-2. the baselines (:func:`course_sr.evaluate.evaluate`): MATLAB bicubic and, for a
+1. the embedded sample (:mod:`course_sr.data.sample`): scikit-image photos as HR, MATLAB-exact LR;
+2. the baselines (:func:`course_sr.results.evaluate.evaluate`): MATLAB bicubic and, for a
    ``bicubic_residual`` preset, the PyTorch bicubic base its network adds to;
-3. training (:func:`course_sr.runner.run`, preset ``quick``): a tiny SRResNet on pixel MSE
+3. training (:func:`course_sr.training.run`, preset ``quick``): a tiny SRResNet on pixel MSE
    (with the bicubic residual), then the SRGAN-MSE stage (pixel MSE + 10^-3 x adversarial: no
-   ImageNet VGG is needed); what is trained is printed first (``course_sr.explain``);
+   ImageNet VGG is needed); what is trained is printed first (``course_sr.results.explain``);
 4. evaluation of both stages against the baselines (table + CSV + JSON) and what the numbers
    mean (gains over bicubic and over the base, the colour check, the paper's figures);
 5. SR images of the test split at full resolution + comparison sheets (the sample's test split
@@ -33,7 +33,7 @@ from pathlib import Path
 
 
 def _plain(line: str) -> str:
-    """A Markdown bullet of ``course_sr.explain`` as console text."""
+    """A Markdown bullet of ``course_sr.results.explain`` as console text."""
     return re.sub(r"\*\*|`", "", line)
 
 
@@ -41,9 +41,9 @@ def train_or_reuse(cfg, run_dir: str | Path) -> dict:
     """``run(cfg, run_dir, resume="auto")``, but a run of other settings in ``run_dir`` (an older kit
     or another preset) is removed first instead of resumed: for disposable runs only (the demo's, the
     quick runs the notebooks share), never for a student's real run. Returns ``run``'s result."""
-    from .checkpoint import load_checkpoint
-    from .config import to_plain
-    from .runner import run
+    from course_sr.plumbing.checkpoint import load_checkpoint
+    from course_sr.config import to_plain
+    from course_sr.training import run
 
     run_dir = Path(run_dir)
     last = run_dir / "checkpoints" / "last.pt"
@@ -62,14 +62,14 @@ def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = F
     ``benchmarks``: a folder holding ``Set5/`` (``HR/`` and ``LR_bicubic/X4/``, e.g. ``data/benchmark``
     after ``python -m course_sr download``); Set5 is then scored beside the sample's test split.
     """
-    from .config import get_config
-    from .data_lists import MissingDataError
-    from .evaluate import evaluate, format_table, image_pairs
-    from .explain import results_notes, schedule_lines
-    from .report import write_report
-    from .runner import plot_history
-    from .sample import ensure_sample
-    from .upscale import super_resolve_set
+    from course_sr.config import get_config
+    from course_sr.data.lists import MissingDataError
+    from course_sr.results.evaluate import evaluate, format_table, image_pairs
+    from course_sr.results.explain import results_notes, schedule_lines
+    from course_sr.results.report import write_report
+    from course_sr.training import plot_history
+    from course_sr.data.sample import ensure_sample
+    from course_sr.results.upscale import super_resolve_set
 
     # Settings first: a bad preset or --benchmarks folder stops before anything is written or deleted.
     cfg = get_config(preset)

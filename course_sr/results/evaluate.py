@@ -13,7 +13,7 @@ Methods: ``"bicubic"`` (the kit's MATLAB-exact ``imresize`` of the LR file, uint
 ``"torch-bicubic"`` (PyTorch's a = -0.75 bicubic, ``models.TorchBicubic``: the base that a
 ``bicubic_residual`` SRResNet adds to; :func:`bicubic_bases` says when a table needs it) or a
 generator checkpoint ``"PATH"`` / ``"PATH=NAME"`` (loaded with
-``course_sr.checkpoint.load_generator``; its SR output is rounded to uint8 before scoring, as
+``course_sr.plumbing.checkpoint.load_generator``; its SR output is rounded to uint8 before scoring, as
 papers do).
 
 Besides PSNR and SSIM every image gets ``y_shift``, its mean Y minus the HR's mean Y (same Y and
@@ -22,7 +22,7 @@ Each set reports ``y_shift_max``, the largest ``|y_shift|`` of its images.
 
 Where a set's images come from, first match wins (``<s>`` is the scale):
 
-1. a data list, found by the kit's one rule (``course_sr.data_lists.find_data_list``): the
+1. a data list, found by the kit's one rule (``course_sr.data.lists.find_data_list``): the
    ``csv_folder`` given, else ``<data_root>/data_lists/<set>_images.csv``, else the course's
    canonical list when the data root holds the set's standard folder; rows ``HR,LR`` relative
    to ``data_root``;
@@ -48,9 +48,9 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from course_sr.data_lists import IMAGE_EXTENSIONS, check_scale
-from course_sr.distributed import resolve_device
-from course_sr.errors import UserError, naming, user_errors
+from course_sr.data.lists import IMAGE_EXTENSIONS, check_scale
+from course_sr.plumbing.distributed import resolve_device
+from course_sr.plumbing.errors import UserError, naming, user_errors
 from course_sr.metrics import mean_y_shift, psnr_ssim
 from course_sr.utils import convert_image, load_image
 
@@ -80,7 +80,7 @@ def image_pairs(set_name: str, data_root, csv_folder=None, scale: int = 4) -> li
         FileNotFoundError: no folder or list for the set (says where it looked), or LR files
             missing (lists them).
     """
-    from course_sr.data_lists import (MissingDataError, find_data_list, find_layout, lists_folder, missing_fix,
+    from course_sr.data.lists import (MissingDataError, find_data_list, find_layout, lists_folder, missing_fix,
                                       read_data_list)
 
     root = Path(data_root)
@@ -141,7 +141,7 @@ def parse_method(spec: str) -> tuple[str, Path | None]:
 def bicubic_bases(checkpoints) -> list[str]:
     """``["torch-bicubic"]`` when any of these checkpoints holds a ``bicubic_residual`` network
     (a table should then show the base it adds to beside MATLAB bicubic), else ``[]``."""
-    from course_sr.checkpoint import load_checkpoint
+    from course_sr.plumbing.checkpoint import load_checkpoint
 
     for path in checkpoints:
         if load_checkpoint(path).get("config", {}).get("bicubic_residual"):
@@ -164,7 +164,7 @@ def _load_methods(methods, scale: int, device) -> dict:
             else:
                 loaded[name] = None
             continue
-        from course_sr.checkpoint import load_generator
+        from course_sr.plumbing.checkpoint import load_generator
 
         model, info = load_generator(path, device)
         if int(info["scale"]) != scale:
@@ -177,7 +177,7 @@ def _load_methods(methods, scale: int, device) -> dict:
 def _super_resolve_uint8(model, lr: np.ndarray, scale: int, device, tile) -> np.ndarray:
     """uint8 LR (H, W[, 3]) -> uint8 SR: bicubic (``model`` None) or the network, rounded as papers do."""
     from course_sr.imresize import imresize
-    from course_sr.inference import super_resolve_uint8
+    from course_sr.results.inference import super_resolve_uint8
 
     if model is None:
         return imresize(lr, scale)                     # uint8 in -> MATLAB-rounded uint8 out
@@ -217,7 +217,7 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
         methods: ``"bicubic"`` and/or checkpoint specs ``"PATH"`` / ``"PATH=NAME"``.
         sets: split names: ``valid``, ``Set5``, ``Set14``, ``B100``, ``Urban100``, or any other
             with a data list or an ``HR`` folder (see the module docstring).
-        data_root: the data root; ``None`` means the embedded sample (``course_sr.sample``); or
+        data_root: the data root; ``None`` means the embedded sample (``course_sr.data.sample``); or
             ``{set: root}`` when the sets live in different places (each then reads its own
             ``<root>/data_lists`` unless ``csv_folder`` is given).
         csv_folder: where ``<set>_images.csv`` lists live (default: the rule of ``data_lists.find_data_list``).
@@ -236,7 +236,7 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
     """
     roots = dict(data_root) if isinstance(data_root, Mapping) else {s: data_root for s in sets}
     if any(roots.get(s) is None for s in sets):
-        from course_sr.sample import ensure_sample
+        from course_sr.data.sample import ensure_sample
 
         roots = {s: roots.get(s) or ensure_sample() for s in sets}
     device = resolve_device(device or "auto")

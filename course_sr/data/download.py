@@ -72,8 +72,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from tqdm.auto import tqdm
 
-from course_sr.data_lists import BENCHMARK_SETS
-from course_sr.errors import DISK_FULL_ERRNOS, UserError
+from course_sr.data.lists import BENCHMARK_SETS
+from course_sr.plumbing.errors import DISK_FULL_ERRNOS, UserError
 
 MARKER = ".course_sr_complete.json"
 DOWNLOADS = ".downloads"
@@ -316,7 +316,7 @@ def download(
             path.unlink()
         status[a.name] = "extracted"
     if data_lists is not None and data_lists is not False:
-        from course_sr.data_lists import create_data_lists   # looked up at call time (tests replace it)
+        from course_sr.data.lists import create_data_lists   # looked up at call time (tests replace it)
 
         out = root / "data_lists" if data_lists is True else Path(data_lists)
         try:
@@ -771,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="div2k: HR + bicubic x4 (~4.0 GiB); unknown: track-2 x4 LR for "
                              "CycleSR (~0.2 GiB); benchmark: Set5/Set14/B100/Urban100 (~0.2 GiB); "
                              "all (default)")
-    from course_sr.course import settings
+    from course_sr.plumbing.course import settings
 
     parser.add_argument("--mirror", metavar="BASE_URL", default=settings().mirror,
                         help="fetch BASE_URL/<archive name> from a course's own server (default: "

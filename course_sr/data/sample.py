@@ -53,9 +53,9 @@ from pathlib import Path
 
 import numpy as np
 
-from course_sr.errors import user_errors
-from course_sr.data_lists import write_data_list
-from course_sr.download import sha256_of
+from course_sr.plumbing.errors import user_errors
+from course_sr.data.lists import write_data_list
+from course_sr.data.download import sha256_of
 
 SAMPLE_VERSION = 2                  # bump when images, crops or layout change: caches rebuild
 SCALE = 4

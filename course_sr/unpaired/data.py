@@ -7,7 +7,7 @@ Two domains that never meet in a pair:
 - **real LR**: low-resolution images with an unknown degradation and no HR counterpart.
   Either files (``degradation=None``: the LR column of ``config.real_lr_split``, e.g. DIV2K
   track-2 "unknown" x4 images 0401-0800 against HR 0001-0400), or synthesised from HR images
-  with :mod:`course_sr.degradations` (``degradation="default"`` or a spec) so that the
+  with :mod:`course_sr.unpaired.degradations` (``degradation="default"`` or a spec) so that the
   ground truth is known. When ``real_lr_split == train_split`` the list's images are split in
   two disjoint halves (first half clean, second half real), so no image is in both domains.
 
@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from easydict import EasyDict
 
-from .data_lists import find_data_list, list_path, read_data_list
-from .datasets import ImageStore, SRDataset, augment, crop_params, image_size, item_random, to_tensor
-from .degradations import Degradation, degrade, get_degradation
-from .utils import load_image
+from course_sr.data.lists import find_data_list, list_path, read_data_list
+from course_sr.datasets import ImageStore, SRDataset, augment, crop_params, image_size, item_random, to_tensor
+from course_sr.unpaired.degradations import Degradation, degrade, get_degradation
+from course_sr.utils import load_image
 
 _REAL_SALT = 0x7EA1  # the real-LR draws of item k use seed + salt: independent of its clean crop
 
@@ -81,7 +81,7 @@ class UnpairedDataset(torch.utils.data.Dataset):
 
     def __init__(self, config: Mapping[str, Any], split: str | None = None, real_split: str | None = None):
         if config.get("data_root") is None:                    # the embedded sample
-            from .sample import resolve_data
+            from course_sr.data.sample import resolve_data
 
             config = resolve_data(EasyDict(dict(config)))
         split = split or config["train_split"]

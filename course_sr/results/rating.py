@@ -18,7 +18,7 @@ mechanical parts of that test so that a class can run it in ten minutes:
                                   rebuilds this very pack
 
 Give raters everything except ``_key/`` (zip the rest). They open ``rate.html`` (no server, no
-network; ``course_sr.rating_page``), which shows each rater the files in the same order as that
+network; ``course_sr.results.rating_page``), which shows each rater the files in the same order as that
 rater's sheet and exports ``ratings_<rater>.csv``; or they fill a sheet by hand. The images are
 re-encoded as plain PNGs (pixels only, no metadata), so neither the name nor the file reveals
 the method.
@@ -67,8 +67,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from course_sr.errors import DISK_FULL_ERRNOS, UserError
-from course_sr.rating_page import PAGE_NAME, RATER_PATTERN, pack_id, rater_order, write_rate_html
+from course_sr.plumbing.errors import DISK_FULL_ERRNOS, UserError
+from course_sr.results.rating_page import PAGE_NAME, RATER_PATTERN, pack_id, rater_order, write_rate_html
 from course_sr.utils import list_images
 
 SCORES = (1, 2, 3, 4, 5)

@@ -3,7 +3,7 @@
 A rater opens ``rate.html`` from the pack folder in any browser (no server, no network): it
 shows the pack's images one at a time at 100% and records 1-5 scores from the keyboard, then
 exports ``ratings_<rater>.csv`` in the sheet format that ``rating-score`` reads. The page is a
-template shipped with the package (``course_sr/rate.html``); :func:`write_rate_html`
+template shipped with the package (``course_sr/results/rate.html``); :func:`write_rate_html`
 fills in the pack's file list and id, nothing else (the page never sees the key).
 
 Each rater sees the files in an order of their own, the same order as their CSV sheet. A rater
@@ -78,7 +78,7 @@ def pack_id(image_files: Sequence[Path]) -> str:
 
 def page_template() -> str:
     """The page's HTML/JS template, shipped as package data."""
-    return (resources.files("course_sr") / PAGE_NAME).read_text(encoding="utf-8")
+    return (resources.files("course_sr.results") / PAGE_NAME).read_text(encoding="utf-8")
 
 
 def write_rate_html(pack_dir: str | Path, files: Sequence[str], pid: str) -> Path:

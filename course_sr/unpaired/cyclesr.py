@@ -58,11 +58,11 @@ import torch.nn.functional as F
 from easydict import EasyDict
 from torch import nn
 
-from .checkpoint import scaler_states
-from .cyclesr_nets import (ImagePool, build_dual_network, build_patch_discriminator, build_sr_network,
+from course_sr.plumbing.checkpoint import scaler_states
+from course_sr.unpaired.nets import (ImagePool, build_dual_network, build_patch_discriminator, build_sr_network,
                            build_transfer_generator)
-from .solver import Precision, adversarial_loss, make_pretrain_optimizer
-from .utils import convert_image
+from course_sr.solver import Precision, adversarial_loss, make_pretrain_optimizer
+from course_sr.utils import convert_image
 
 CYCLEGAN_BETAS = (0.5, 0.999)  # CycleGAN's Adam betas (a lower beta1 keeps the GAN game stable)
 
@@ -181,7 +181,7 @@ class _Trainer:
         the current config (``runner.restore_optimizer``: a resume with a new ``lr_pretrain`` or
         ``adam_betas`` trains on with them; CycleSR's lrs are set every step from ``base_lr``
         anyway). Returns what was applied, one line per value (for the log)."""
-        from .runner import restore_optimizer
+        from course_sr.training import restore_optimizer
 
         for k, net in self.nets.items():
             net.load_state_dict(state["models"][k])
@@ -197,7 +197,7 @@ class CycleSR(_Trainer):
 
     ``nets``: ``generator`` (the SR network S), ``G_clean2real``, ``G_real2clean``, ``D_clean``,
     ``D_real``. ``train_step((hr, clean_lr, real_lr), iteration)`` does one iteration; the
-    batch is what :class:`~course_sr.unpaired.UnpairedDataset` yields (all in [0, 1]).
+    batch is what :class:`~course_sr.unpaired.data.UnpairedDataset` yields (all in [0, 1]).
     """
 
     method = "cyclesr"
@@ -355,7 +355,7 @@ class PairedSR(_Trainer):
     method = "paired"
 
     def __init__(self, config: Mapping[str, Any], device: str | torch.device = "cpu", lr_source: str = "clean"):
-        from .degradations import get_degradation
+        from course_sr.unpaired.degradations import get_degradation
 
         if lr_source not in ("clean", "oracle"):
             raise ValueError(f"lr_source must be 'clean' or 'oracle', got {lr_source!r}")
@@ -375,9 +375,9 @@ class PairedSR(_Trainer):
 
     def degrade_batch(self, hr: torch.Tensor, iteration: int) -> torch.Tensor:
         """The oracle's LR: each HR patch (N, 3, H, W) in [0, 1] degraded with the true spec."""
-        from .datasets import to_tensor
-        from .degradations import degrade
-        from .runner import to_uint8
+        from course_sr.datasets import to_tensor
+        from course_sr.unpaired.degradations import degrade
+        from course_sr.training import to_uint8
 
         seed = int(self.config["seed"])
         return torch.stack([to_tensor(degrade(to_uint8(h, "[0, 1]"), self.spec, seed=(seed, iteration, i)))
@@ -398,13 +398,13 @@ def validation_set(config: Mapping[str, Any]) -> list[tuple[torch.Tensor, torch.
     """The first ``val_images`` of ``val_split`` as ``(lr, hr)`` tensors in [0, 1].
 
     With a synthetic ``degradation``: HR centre-cropped to ``val_crop`` and degraded with
-    ``test_degradation`` (:func:`~course_sr.unpaired.degraded_pairs`). Without (real data): the
+    ``test_degradation`` (:func:`~course_sr.unpaired.data.degraded_pairs`). Without (real data): the
     list's own LR files, e.g. DIV2K valid "unknown" x4, centre-cropped like the SRGAN runner's.
     ``config`` must have its data paths filled in (``runner.data_config``).
     """
-    from .datasets import SRDataset
-    from .runner import centre_crop_pair
-    from .unpaired import degraded_pairs, tensor_pairs
+    from course_sr.datasets import SRDataset
+    from course_sr.training import centre_crop_pair
+    from course_sr.unpaired.data import degraded_pairs, tensor_pairs
 
     n, crop, s = int(config["val_images"]), int(config["val_crop"]), int(config["scaling_factor"])
     if config.get("degradation") is not None:
@@ -415,7 +415,7 @@ def validation_set(config: Mapping[str, Any]) -> list[tuple[torch.Tensor, torch.
 
 def validate(sr_net: nn.Module, images, device=None) -> tuple[dict[str, float], np.ndarray]:
     """Y-channel PSNR/SSIM and a grid LR (nearest) | SR | HR: the SRGAN runner's validation."""
-    from .runner import validate as runner_validate
+    from course_sr.training import validate as runner_validate
 
     return runner_validate(sr_net, images, device, lr_view="nearest")
 
@@ -424,7 +424,7 @@ def validate(sr_net: nn.Module, images, device=None) -> tuple[dict[str, float], 
 # The runs: python -m course_sr train --config cyclesr-quick|dual-quick|PATH --out DIR
 # --------------------------------------------------------------------------------------
 def run_cyclesr(config, out_dir, records, max_iters: int | None = None, resume=None) -> dict[str, Any]:
-    """Train CycleSR from ``config`` in ``out_dir`` (called by ``course_sr.runner.run``).
+    """Train CycleSR from ``config`` in ``out_dir`` (called by ``course_sr.training.run``).
 
     Phases ``warmup`` (CycleGAN only, ``cyc_warmup_iters``) then ``joint``, over
     ``(n_epoch + n_epoch_decay) * iters_per_epoch`` iterations. Checkpoints as the SRGAN runner's:
@@ -445,16 +445,16 @@ def _run(trainer_cls, config, out_dir, records, max_iters, resume) -> dict[str, 
     import time
     from pathlib import Path
 
-    from .checkpoint import (CheckpointError, NonFiniteError, capture_rng_state, load_checkpoint, restore_rng_state,
+    from course_sr.plumbing.checkpoint import (CheckpointError, NonFiniteError, capture_rng_state, load_checkpoint, restore_rng_state,
                              save_checkpoint)
-    from .config import to_plain
-    from .data_lists import check_splits
-    from .datasets import make_train_loader
-    from .models import count_parameters
-    from .distributed import current, resolve_device
-    from .runner import WindowMeans, data_config, mismatch_error, stopped_by_non_finite
-    from .unpaired import UnpairedDataset
-    from .utils import seed_everything
+    from course_sr.config import to_plain
+    from course_sr.data.lists import check_splits
+    from course_sr.datasets import make_train_loader
+    from course_sr.models import count_parameters
+    from course_sr.plumbing.distributed import current, resolve_device
+    from course_sr.training import WindowMeans, data_config, mismatch_error, stopped_by_non_finite
+    from course_sr.unpaired.data import UnpairedDataset
+    from course_sr.utils import seed_everything
 
     if current().world_size > 1:
         raise ValueError(f"{trainer_cls.method} runs in one process; start it without torchrun")
@@ -571,7 +571,7 @@ class Bicubic(nn.Module):
         self.scale = int(scale)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        from .imresize import imresize
+        from course_sr.imresize import imresize
 
         return imresize(lr, scalar_scale=self.scale)
 
@@ -585,8 +585,8 @@ def comparison_sets(config: Mapping[str, Any], split: str | None = None) -> dict
     """``{"<split> degraded": [(lr, hr)], "<split> clean": [(lr, hr)]}``: whole images of ``split``
     (default ``val_split``) as tensors in [0, 1], HR degraded with ``test_degradation``, and with
     the list's own bicubic LR files. ``config`` must have its data paths filled in."""
-    from .datasets import SRDataset
-    from .unpaired import degraded_pairs, tensor_pairs
+    from course_sr.datasets import SRDataset
+    from course_sr.unpaired.data import degraded_pairs, tensor_pairs
 
     split = split or config["val_split"]
     clean = SRDataset(split, config, train=False)
@@ -599,7 +599,7 @@ def compare_methods(config: Mapping[str, Any], iters: int, methods=COMPARED, set
     """Train each method for the same ``iters`` iterations on the same data stream and score it.
 
     Every learned method uses the same SR network (``config.sr_net``, same sizes and seed), the
-    same batches of :class:`~course_sr.unpaired.UnpairedDataset` (a synthetic ``degradation`` is
+    same batches of :class:`~course_sr.unpaired.data.UnpairedDataset` (a synthetic ``degradation`` is
     needed, so that the degraded test set has ground truth), Adam at ``SR_lr`` for the SR network,
     and the schedule squeezed into ``iters`` (constant for half, then linear decay to zero).
     CycleSR runs ``cyc_warmup_iters`` CycleGAN-only iterations BEFORE those ``iters`` (so its SR
@@ -613,10 +613,10 @@ def compare_methods(config: Mapping[str, Any], iters: int, methods=COMPARED, set
     """
     import time
 
-    from .datasets import make_train_loader
-    from .runner import data_config
-    from .unpaired import UnpairedDataset
-    from .utils import seed_everything
+    from course_sr.datasets import make_train_loader
+    from course_sr.training import data_config
+    from course_sr.unpaired.data import UnpairedDataset
+    from course_sr.utils import seed_everything
 
     unknown = set(methods) - set(COMPARED)
     if unknown:

@@ -1,6 +1,6 @@
 """A small Markdown-to-HTML converter for the subset the experiment report emits.
 
-``course_sr.report`` writes Markdown; ``--html`` turns it into one self-contained page with
+``course_sr.results.report`` writes Markdown; ``--html`` turns it into one self-contained page with
 this, so no extra package is needed. Headings, pipe tables, bullets, fenced code, HTML comments,
 paragraphs, and inline images, links, code, bold and italics; anything else stays readable text.
 """

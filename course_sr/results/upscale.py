@@ -3,12 +3,12 @@
 Three layers, each calling the one below:
 
 - :func:`upscale_array` one uint8 image (gray, RGB or RGBA) -> its x``scale`` version, by a
-  trained SR network (through ``course_sr.inference.super_resolve``: whole image when it fits,
+  trained SR network (through ``course_sr.results.inference.super_resolve``: whole image when it fits,
   else blended tiles) or by ``"bicubic"`` (the kit's MATLAB-exact ``imresize``);
 - :func:`upscale_file` / :func:`upscale_folder` image files in, PNGs with the same stems out
   (the ``python -m course_sr upscale`` command);
 - :func:`super_resolve_set` the course's human-evaluation deliverable: for every LR image of a
-  set (Set5; files found by ``course_sr.evaluate.image_pairs``) and every method, ``<out>/<method>/<name>.png`` at full resolution, plus one
+  set (Set5; files found by ``course_sr.results.evaluate.image_pairs``) and every method, ``<out>/<method>/<name>.png`` at full resolution, plus one
   comparison sheet ``<out>/sheets/<name>.png`` (:func:`comparison_figure`) and, when HR images
   are given, ``<out>/metrics.csv`` with per-image PSNR/SSIM (paper convention, ``course_sr.metrics``).
 
@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from course_sr.data_lists import check_scale
-from course_sr.distributed import resolve_device
-from course_sr.errors import UserError, user_errors
+from course_sr.data.lists import check_scale
+from course_sr.plumbing.distributed import resolve_device
+from course_sr.plumbing.errors import UserError, user_errors
 from course_sr.utils import LUMA_601, list_images, load_image, pil_to_array, with_image
 
 BICUBIC = "bicubic"
@@ -100,7 +100,7 @@ def upscale_array(method: Any, image: np.ndarray, alpha: np.ndarray | None = Non
     if isinstance(method, str):
         sr = imresize(image, s)
     else:
-        from course_sr.inference import super_resolve_uint8
+        from course_sr.results.inference import super_resolve_uint8
 
         sr = super_resolve_uint8(method, image, tile=tile, device=device, half=half)
         if image.ndim == 2:
@@ -274,7 +274,7 @@ def _load_method(method: Any, device: Any) -> Any:
     if isinstance(method, str) and method == BICUBIC:
         return method
     if isinstance(method, (str, Path)):
-        from course_sr.checkpoint import load_generator
+        from course_sr.plumbing.checkpoint import load_generator
 
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -290,7 +290,7 @@ def super_resolve_set(methods: Mapping[str, Any], images: Sequence[tuple[str, An
     ``methods``: ``{display name: "bicubic" | SR network | checkpoint path}`` (order = sheet
     order; all networks must share one scale, which bicubic then uses; ``scale`` defaults to it,
     or 4 with bicubic only). ``images``: ``[(name, hr_path or None, lr_path)]``, the order of
-    ``course_sr.evaluate.image_pairs(set, data_root)``, which finds a set's files. Writes ``out_dir/<method>/<name>.png`` (full resolution),
+    ``course_sr.results.evaluate.image_pairs(set, data_root)``, which finds a set's files. Writes ``out_dir/<method>/<name>.png`` (full resolution),
     ``out_dir/sheets/<name>.png`` and, when any HR is given, ``out_dir/metrics.csv``
     (image, method, psnr, ssim, of the images as written: a gray image's SR is scored as the gray
     file it becomes) and (``write_hr``) ``out_dir/HR/<name>.png``, the HR cropped to

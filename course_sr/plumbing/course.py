@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from course_sr.errors import user_errors
+from course_sr.plumbing.errors import user_errors
 
 # The course's repository, the one the notebooks' install cells pip-install on Colab. A course
 # sets it once: `python -m course_sr course-url https://github.com/ORG/REPO`.
@@ -200,10 +200,10 @@ def set_course_url(url: str, repo: Path | None = None) -> list[Path]:
     url = url.strip().removeprefix("git+").rstrip("/")
     if not re.fullmatch(r"https://[^\s\"']+", url):
         raise ValueError(f"expected the repository's https URL (e.g. https://github.com/ORG/REPO), got {url!r}")
-    repo = Path(__file__).resolve().parents[1] if repo is None else Path(repo)
-    module, notebooks = repo / "course_sr" / "course.py", repo / "notebooks"
+    repo = Path(__file__).resolve().parents[2] if repo is None else Path(repo)
+    module, notebooks = repo / "course_sr" / "plumbing" / "course.py", repo / "notebooks"
     if not module.is_file() or not notebooks.is_dir():
-        raise FileNotFoundError(f"{repo} is not a course_sr checkout (no course_sr/course.py and notebooks/): "
+        raise FileNotFoundError(f"{repo} is not a course_sr checkout (no course_sr/plumbing/course.py and notebooks/): "
                                 "run this in the repository the course publishes")
     changed = []
     text = module.read_text(encoding="utf-8")

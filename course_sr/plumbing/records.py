@@ -36,7 +36,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import yaml
 
-from .config import non_defaults, to_plain
+from course_sr.config import non_defaults, to_plain
 
 History = dict[str, list[list[float]]]
 

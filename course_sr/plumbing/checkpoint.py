@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from easydict import EasyDict
 
-from course_sr.errors import DISK_FULL_ERRNOS, READ_ONLY_ERRNOS, UserError
+from course_sr.plumbing.errors import DISK_FULL_ERRNOS, READ_ONLY_ERRNOS, UserError
 
 FORMAT = "course_sr/1"
 
@@ -289,7 +289,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         found = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{path} is not a course_sr checkpoint (format {found!r}, expected {FORMAT!r}); "
-                              "course_sr checkpoints are written by course_sr.runner / save_checkpoint")
+                              "course_sr checkpoints are written by course_sr.training / save_checkpoint")
     stored = ckpt.pop("checksum", None)
     if stored is None:
         warnings.warn(f"{path} has no checksum (written by an older course_sr): loaded without verifying "
@@ -323,7 +323,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
     ``name`` (the file's stem) and ``path``. The network is rebuilt from the checkpoint's own
     config (``models.build_generator``), so no notebook variable is needed.
     """
-    from .models import build_generator
+    from course_sr.models import build_generator
 
     ckpt = load_checkpoint(path)
     info = checkpoint_info(ckpt, path)

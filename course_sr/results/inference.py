@@ -60,7 +60,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from course_sr.errors import UserError
+from course_sr.plumbing.errors import UserError
 from course_sr.utils import convert_image
 
 BYTES_PER_LR_PIXEL = 32 * 1024

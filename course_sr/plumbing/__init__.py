@@ -1,0 +1,1 @@
+"""Run plumbing: checkpoints, run records, several processes, errors, real mode's places."""
