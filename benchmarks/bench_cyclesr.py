@@ -1,7 +1,7 @@
 """Does training without pairs help on degraded images? bicubic vs. an SR network trained on
 bicubic LR vs. CycleSR vs. dual regression, at a size this CPU machine runs in a few minutes.
 
-The setting (all in ``course_sr.unpaired.cyclesr.compare_methods``, which the notebook calls too):
+The setting (all in ``course_sr.unpaired.compare.compare_methods``, which the notebook calls too):
 
 - data and networks: the ``cyclesr-quick`` preset. Each of the sample's 6 training photos is cut
   in two: the left halves are the clean domain (HR + bicubic LR), the right halves are degraded
@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from course_sr.config import get_config
-from course_sr.unpaired.cyclesr import COMPARED, comparison_sets, compare_methods, format_comparison
+from course_sr.unpaired.compare import COMPARED, comparison_sets, compare_methods, format_comparison
 from course_sr.training import data_config
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"

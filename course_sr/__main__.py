@@ -16,9 +16,8 @@ import os
 import sys
 from typing import Callable
 
-from course_sr import training
 from course_sr.data import download, lists, sample
-from course_sr.plumbing import course
+from course_sr.plumbing import course, train_cli
 from course_sr.plumbing.errors import UserError, from_os_error, one_line
 from course_sr.results import demo, evaluate, rating, report, upscale
 
@@ -31,7 +30,7 @@ VERBS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "sample":       (sample.main,             "build the embedded sample dataset (no download)"),
     "download":     (download.main,           "fetch DIV2K / benchmark archives, checked and extracted"),
     "data-lists":   (lists.main,              "write data_lists/<split>_images.csv"),
-    "train":        (training.main,           "SRResNet -> SRGAN (or CycleSR / dual) from a config"),
+    "train":        (train_cli.main,          "SRResNet -> SRGAN (or CycleSR / dual) from a config"),
     "evaluate":     (evaluate.main,           "PSNR/SSIM tables for bicubic and checkpoints"),
     "upscale":      (upscale.main,            "super-resolve an image or a folder"),
     "rating-pack":  (rating.main_rating_pack, "anonymised images + sheet for human rating (MOS)"),

@@ -32,6 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from easydict import EasyDict
+
+from course_sr.plumbing.checkpoint import CheckpointError, checkpoint_info, load_checkpoint
 from course_sr.utils import convert_image
 
 
@@ -193,14 +196,12 @@ class Generator(nn.Module):
         """The SRResNet stored in a course_sr checkpoint, in eval mode on ``device``.
 
         Raises ValueError (naming the file) when the checkpoint holds another architecture;
-        use ``course_sr.plumbing.checkpoint.load_generator`` for any SR network.
+        use :func:`load_generator` for any SR network.
         """
-        from course_sr.plumbing.checkpoint import load_generator
-
         model, info = load_generator(path, device)
         if not isinstance(model, cls):
             raise ValueError(f"{path} holds a {info['arch']!r} network, not an SRResNet Generator; "
-                             "use course_sr.plumbing.checkpoint.load_generator(path) to load it")
+                             "use course_sr.models.load_generator(path) to load it")
         return model
 
 
@@ -335,6 +336,70 @@ class TruncatedVGG19(nn.Module):
 
 
 # --------------------------------------------------------------------------------------
+# VDSR (the design note's SR network)
+# --------------------------------------------------------------------------------------
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """``instance`` (CycleGAN: no affine, no running stats), ``batch`` or ``none``."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be 'instance', 'batch' or 'none', got {kind!r}")
+
+
+# --------------------------------------------------------------------------------------
+# CycleGAN generator: c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf), u(2ngf), u(ngf), c7s1-3
+# --------------------------------------------------------------------------------------
+
+
+class VDSR(nn.Module):
+    """VDSR-style x``scale`` SR network: LR (N, 3, h, w) in [0, 1] -> SR (N, 3, s*h, s*w) in [0, 1].
+
+    VDSR proper (Kim et al. 2016) works on the bicubic-upsampled image and learns the
+    residual to it; we keep that: the LR input is upsampled *inside* the network
+    (``F.interpolate`` bicubic, differentiable, not MATLAB-exact: it only seeds the residual),
+    then 3x3 convs at HR resolution predict the residual. So the caller passes LR like to every other SR network in the
+    kit. Cost grows with HR area: on a 4x task it is ~16x a same-depth net working at LR size.
+
+    Sizes from ``config`` (like ``models.Generator(config)``): ``SR_nb`` conv layers in all
+    (VDSR: 20; the first and the last are plain convs, the others conv-norm-ReLU), ``SR_nf``
+    filters (64), ``SR_norm_type`` (batch | instance | none), ``scaling_factor``.
+
+    Attributes every kit SR network has: ``scale`` and ``output_range = "[0, 1]"`` (the output
+    is not clamped during training; ``inference.super_resolve`` clamps).
+    """
+
+    output_range = "[0, 1]"
+    arch = "vdsr"
+
+    def __init__(self, config: Mapping):
+        super().__init__()
+        n_blocks, nf = int(config["SR_nb"]), int(config["SR_nf"])
+        norm, self.scale = str(config["SR_norm_type"]), int(config["scaling_factor"])
+        if n_blocks < 2:
+            raise ValueError(f"VDSR needs SR_nb >= 2 (first and last conv), got {n_blocks}")
+        bias = norm != "batch"
+        layers: list[nn.Module] = [nn.Conv2d(3, nf, 3, padding=1), nn.ReLU(True)]
+        for _ in range(n_blocks - 2):
+            layers += [nn.Conv2d(nf, nf, 3, padding=1, bias=bias), norm_layer(norm, nf), nn.ReLU(True)]
+        layers += [nn.Conv2d(nf, 3, 3, padding=1)]
+        self.body = nn.Sequential(*layers)
+        # The residual starts at zero: an untrained VDSR is exactly its bicubic upsampling, so
+        # even a short training run starts from a sensible SR image (gradients still reach every
+        # layer once the last one moves off zero, after the first step).
+        nn.init.zeros_(layers[-1].weight)
+        nn.init.zeros_(layers[-1].bias)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        # lr: (N, 3, h, w) in [0, 1]
+        up = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)  # (N, 3, sh, sw)
+        return up + self.body(up)  # (N, 3, sh, sw), ~[0, 1]
+
+
+
+# --------------------------------------------------------------------------------------
 # Factories
 # --------------------------------------------------------------------------------------
 def build_generator(config: Mapping[str, Any], name: str | None = None) -> nn.Module:
@@ -346,8 +411,6 @@ def build_generator(config: Mapping[str, Any], name: str | None = None) -> nn.Mo
     if name == "srresnet":
         return Generator(config)
     elif name == "vdsr":
-        from course_sr.unpaired.nets import VDSR     # CycleSR's SR network; imported only when asked for
-
         return VDSR(config)
     raise ValueError(f"unknown generator {name!r}: expected 'srresnet' or 'vdsr'")
 
@@ -366,3 +429,25 @@ def build_vgg(config: Mapping[str, Any]) -> TruncatedVGG19:
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (all of them, or only those that require grad)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """The SR network of a checkpoint, ready for inference: ``(model.eval(), info)``.
+
+    ``info`` has ``scale``, ``arch``, ``output_range``, ``method``, ``stage``, ``iteration``,
+    ``name`` (the file's stem) and ``path``. The network is rebuilt from the checkpoint's own
+    config (:func:`build_generator`), so no notebook variable is needed.
+    """
+    ckpt = load_checkpoint(path)
+    info = checkpoint_info(ckpt, path)
+    models = ckpt.get("models", {})
+    if "generator" not in models:
+        raise CheckpointError(f"{path} holds no generator weights (models: {sorted(models)})")
+    model = build_generator(EasyDict(ckpt["config"]), info["arch"])
+    try:
+        model.load_state_dict(models["generator"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: the generator weights do not fit a {info['arch']!r} built from the "
+                         f"checkpoint's config: {str(err).splitlines()[0]}") from err
+    info["output_range"] = model.output_range
+    return model.to(device).eval(), info

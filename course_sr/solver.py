@@ -18,27 +18,31 @@ Paper names (Ledig et al., CVPR 2017, Sec. 2.2) and code names:
 Every loss takes ``(pred, target)``. Ranges: LR in [0, 1]; SR and HR in [-1, 1] (the HR from
 the dataset is in [0, 1] and is converted once, with ``convert_image``).
 
-The step functions (:func:`pretrain_step`, :func:`gan_step`) are what the schedule runner
-(``course_sr.training``) and the template's epoch functions (:func:`pretrain`, :func:`train`) all
-call, so there is one copy of the algorithm. :class:`Precision` holds the mixed-precision
-set-up (:func:`amp_dtype`: bf16 from compute capability 8.0, else fp16 with a grad scaler per
+The step functions (:func:`pretrain_step`, :func:`gan_step`) are what :class:`SRGANTrainer`
+(SRGAN's two stages for the one training loop, ``course_sr.training``) and the template's epoch
+functions (:func:`pretrain`, :func:`train`) all call, so there is one copy of the algorithm.
+:class:`Precision` (``course_sr.plumbing.precision``) holds the mixed-precision set-up
+(:func:`amp_dtype`: bf16 from compute capability 8.0, else fp16 with a grad scaler per
 optimiser; off on CPU). :func:`loss_balance` says, at the start of stage 2, whether the content
 or the adversarial term leads G's loss.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-import weakref
 from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_sr.config import DEFAULTS
+from course_sr.models import build_discriminator, build_generator, build_vgg, count_parameters, load_generator
 from course_sr.plumbing.checkpoint import NonFiniteError
-from course_sr.utils import AverageMeter, convert_image
+from course_sr.plumbing.distributed import DistInfo, wrap_model
+from course_sr.plumbing.precision import BF16_CAPABILITY, Precision, amp_dtype, cudnn_benchmark  # noqa: F401 (the course's names)
+from course_sr.plumbing.trainer import Trainer, WindowMeans
+from course_sr.utils import AverageMeter, convert_image, seed_everything
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -94,132 +98,6 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
                        criterion: Criterion = F.binary_cross_entropy_with_logits) -> torch.Tensor:
     """-log D(HR) - log(1 - D(SR)): the cross-entropy of a real/fake classifier (template: a sum)."""
     return adversarial_loss(real_logits, True, criterion) + adversarial_loss(fake_logits, False, criterion)
-
-
-# --------------------------------------------------------------------------------------
-# Mixed precision and the other CUDA speed settings
-# --------------------------------------------------------------------------------------
-BF16_CAPABILITY = (8, 0)
-
-
-def amp_dtype(capability: tuple[int, int]) -> torch.dtype:
-    """The autocast dtype for a CUDA GPU of compute ``capability`` ``(major, minor)``.
-
-    bfloat16 from 8.0 up (A100, L4, RTX 30xx/40xx, H100): tensor cores run it, and its float32
-    exponent range needs no loss scaling. float16 (with a grad scaler) below: a T4 (7.5) or a
-    V100 (7.0) has float16 tensor cores but no bfloat16 ones, and cuDNN has no bfloat16
-    convolutions there. (``torch.cuda.is_bf16_supported()`` is no guide: by default it also
-    counts emulated bfloat16 and answers True on a T4.)
-
-        >>> amp_dtype((7, 5)), amp_dtype((8, 0))
-        (torch.float16, torch.bfloat16)
-    """
-    major, minor = (int(c) for c in capability)
-    return torch.bfloat16 if (major, minor) >= BF16_CAPABILITY else torch.float16
-
-
-class Precision:
-    """Autocast and loss scaling for one device: the one mixed-precision set-up of the kit.
-
-    ``Precision(device, enabled)``: on CUDA with ``enabled``, autocast in :func:`amp_dtype` of
-    the GPU's compute capability; float16 adds a ``GradScaler`` PER OPTIMISER (created on its
-    first :meth:`step`), so an overflow in D's gradients halves D's loss scale only, never G's.
-    On CPU, or ``enabled=False``: float32, no scaler (training on CPU keeps float32 numerics).
-    ``dtype=torch.float16 / torch.bfloat16`` forces autocast in that dtype on any device
-    (tests and benchmarks run the float16 + ``GradScaler("cpu")`` path on CPU that way).
-
-    The steps have one code path whatever was chosen: ``with precision.autocast(): ...`` then
-    ``precision.step(loss, optimizer, clip)``. :meth:`state_dict` / :meth:`load_state_dict`
-    save and restore the scalers by optimiser name.
-    """
-
-    def __init__(self, device: str | torch.device = "cpu", enabled: bool = True, dtype: torch.dtype | None = None):
-        device = torch.device(device)
-        self.device_type = device.type
-        self.capability: tuple[int, int] | None = None
-        if dtype is not None:
-            if dtype not in (torch.float16, torch.bfloat16):
-                raise ValueError(f"Precision: dtype must be torch.float16 or torch.bfloat16, got {dtype}")
-            self.enabled, self.dtype = True, dtype
-        elif enabled and device.type == "cuda":
-            self.capability = tuple(torch.cuda.get_device_capability(device))
-            self.enabled, self.dtype = True, amp_dtype(self.capability)
-        else:
-            self.enabled, self.dtype = False, torch.float32
-        # bf16 has float32's exponent range: no loss scaling needed. fp16 needs it.
-        self.scaling = self.enabled and self.dtype == torch.float16
-        self._scalers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-    def autocast(self):
-        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.enabled)
-
-    def scaler(self, optimizer: torch.optim.Optimizer) -> torch.amp.GradScaler:
-        """``optimizer``'s own grad scaler (disabled unless float16), made on first use."""
-        if optimizer not in self._scalers:
-            self._scalers[optimizer] = torch.amp.GradScaler(self.device_type, enabled=self.scaling)
-        return self._scalers[optimizer]
-
-    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, clip: float = 0.0) -> None:
-        """zero_grad, backward, (``clip > 0``: clip the gradient norm of the optimizer's
-        parameters, on the true, unscaled gradients), step."""
-        scaler = self.scaler(optimizer)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if clip and clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
-        scaler.step(optimizer)           # skipped by the scaler when fp16 grads overflowed
-        scaler.update()                  # this optimiser's scale only
-
-    def state_dict(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, dict]:
-        """``{name: GradScaler state}`` for each of ``optimizers`` (``{}`` without loss scaling)."""
-        if not self.scaling:
-            return {}
-        return {name: self.scaler(opt).state_dict() for name, opt in optimizers.items()}
-
-    def load_state_dict(self, state: Mapping[str, Mapping], optimizers: Mapping[str, torch.optim.Optimizer]) -> None:
-        """Restore the scalers :meth:`state_dict` saved. Entries of a run without loss scaling
-        (bf16 or float32) are empty and skipped: a float16 run then starts with fresh scales."""
-        if not self.scaling:
-            return
-        for name, opt in optimizers.items():
-            if (state or {}).get(name):
-                self.scaler(opt).load_state_dict(state[name])
-
-    def describe(self) -> str:
-        """One line for the log: what was chosen and why."""
-        if not self.enabled:
-            return "float32 (amp=False)" if self.device_type == "cuda" else \
-                "float32 (autocast is for CUDA: training on CPU stays float32)"
-        name = str(self.dtype).replace("torch.", "")
-        why = ""
-        if self.capability is not None:
-            cc = f"compute capability {self.capability[0]}.{self.capability[1]}"
-            why = f" ({cc} >= 8.0: bf16 tensor cores)" if self.dtype == torch.bfloat16 else \
-                f" ({cc} < 8.0: no bf16 tensor cores)"
-        scaler = ", a grad scaler per optimiser" if self.scaling else ", no grad scaler"
-        return f"{name} autocast{scaler}{why}"
-
-    def __repr__(self):
-        scaler = ", grad scaler per optimiser" if self.scaling else ""
-        return f"Precision({self.device_type}, {str(self.dtype).replace('torch.', '')}{scaler})"
-
-
-@contextlib.contextmanager
-def cudnn_benchmark(enabled: bool):
-    """``torch.backends.cudnn.benchmark = enabled`` inside the block, the previous value after.
-
-    Autotuning times every convolution algorithm once per input shape: a win for training's
-    fixed-size crops, a loss for evaluation, where every image has its own size. So the runner
-    turns it on for the training steps only (not for validation, not for what runs after).
-    Only cuDNN reads the flag: on CPU it changes nothing.
-    """
-    previous = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = bool(enabled)
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = previous
 
 
 # --------------------------------------------------------------------------------------
@@ -347,6 +225,141 @@ def make_gan_optimizers(generator: nn.Module, discriminator: nn.Module, config: 
 
 
 # --------------------------------------------------------------------------------------
+# SRGAN's two stages as a trainer of the one loop (course_sr.training)
+# --------------------------------------------------------------------------------------
+BALANCE_BATCHES = 10          # stage 2's first batches, over which the loss balance is logged
+
+
+class SRGANTrainer(Trainer):
+    """SRResNet (stage ``pretrain``: :func:`pretrain_step`) then SRGAN (stage ``gan``:
+    :func:`gan_step`), from a config, for ``course_sr.training.run``.
+
+    Each stage gets fresh optimisers (:meth:`setup_stage`); D is built when stage 2 starts, from
+    its own seed (``seed + 1``), so a run resumed at the stage boundary builds the same D as one
+    that never stopped. ``config.init_from`` (a stage-1 checkpoint of another run) skips stage 1.
+    On CUDA: ``channels_last``, scoped ``cudnn_benchmark``, ``compile``; under torchrun G and D are
+    wrapped in DistributedDataParallel (checkpoints keep the plain modules). ``log``: where the
+    stage-2 loss-balance line goes (``RunRecords.log``).
+    """
+
+    method = "srgan"
+    schedule_keys = "pretrain_iters, init_from or gan_iters"
+
+    def __init__(self, config: Mapping[str, Any], info: DistInfo, log: Callable[[str], None] = print):
+        super().__init__()
+        self.cfg, self.info, self.log, self.device = config, info, log, info.device
+        self.arch = str(config["generator"])
+        self.channels_last = bool(config["channels_last"]) and self.device.type == "cuda"
+        # cuDNN autotuning for the training steps only (see cudnn_benchmark); set on every device
+        # (only cuDNN reads it), so the scoping is tested on CPU too.
+        self.cudnn_benchmark = bool(config["cudnn_benchmark"])
+        self.precision = Precision(self.device, enabled=bool(config["amp"]))
+        self.bounds = self.stage_bounds(config)
+        self.stage, self.balance = "pretrain", None
+        seed_everything(config["seed"])
+        self.generator = self._to_device(build_generator(config)).train()
+        # What the steps call: DDP around it under torchrun (identity otherwise), then
+        # torch.compile (config.compile). All share the parameters; checkpoints save the plain module.
+        self.g_forward = wrap_model(self.generator, info, sync_bn=bool(config["sync_bn"]))
+        if config["compile"]:
+            self.g_forward = torch.compile(self.g_forward)
+        self.discriminator = self.d_forward = self.vgg = self.content_loss = None
+        self.nets = {"generator": self.generator}
+
+    @staticmethod
+    def stage_bounds(cfg: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+        get = lambda k: cfg.get(k, DEFAULTS.get(k))                       # noqa: E731 (an older config)
+        n_pre = 0 if get("init_from") else int(get("pretrain_iters"))
+        return {"pretrain": (0, n_pre), "gan": (n_pre, n_pre + int(get("gan_iters")))}
+
+    def _to_device(self, model: nn.Module) -> nn.Module:
+        model = model.to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    def init_generator_from(self, path) -> str:
+        """Start from the generator of another run's checkpoint (``config.init_from``)."""
+        init, info = load_generator(path)
+        self.generator.load_state_dict(init.state_dict())
+        return (f"generator initialised from {path} ({info['stage']} stage, iteration {info['iteration']}); "
+                "stage 1 (pretrain) is skipped in this run")
+
+    def describe(self) -> str:
+        return (f"device {self.device}, {self.precision.describe()}, channels_last={self.channels_last}, "
+                f"cudnn_benchmark={self.cudnn_benchmark}, compile={bool(self.cfg['compile'])}; "
+                f"generator {self.arch}: {count_parameters(self.generator):,} parameters")
+
+    def prepare(self, stop_at: int) -> None:
+        """Build the content-loss VGG now when the run will reach stage 2, so a missing download
+        or a refused setting fails before hours of stage 1, not after."""
+        cfg = self.cfg
+        if stop_at <= self.bounds["gan"][0] or cfg["content_loss"] == "mse" or self.vgg is not None:
+            return                                          # SRGAN-MSE: the content loss is the pixel MSE
+        if cfg["vgg_weights"] == "random" and not cfg["allow_random_vgg"]:
+            raise ValueError("vgg_weights='random' gives a meaningless content loss: the SRGAN stage "
+                             "needs the ImageNet VGG19 (vgg_weights='imagenet'). For tests or the quick "
+                             "mode only, set allow_random_vgg=True.")
+        self.vgg = self._to_device(build_vgg(cfg))
+
+    def setup_stage(self, stage: str) -> None:
+        """Build the optimisers of ``stage`` (and D and the content loss for the GAN stage)."""
+        cfg = self.cfg
+        self.stage = stage
+        if stage == "pretrain":
+            self.optimizers, self.schedulers = {"g": make_pretrain_optimizer(self.generator, cfg)}, {}
+            return
+        self.prepare(self.bounds["gan"][1])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(cfg["seed"]) + 1)
+            self.discriminator = self._to_device(build_discriminator(cfg)).train()
+        self.nets["discriminator"] = self.discriminator
+        self.d_forward = wrap_model(self.discriminator, self.info, sync_bn=bool(cfg["sync_bn"]))
+        self.content_loss = pixel_loss if cfg["content_loss"] == "mse" else ContentLoss(self.vgg, cfg["vgg_rescale"])
+        opt_g, opt_d, sched_g, sched_d = make_gan_optimizers(self.generator, self.discriminator, cfg)
+        self.optimizers, self.schedulers = {"g": opt_g, "d": opt_d}, {"g": sched_g, "d": sched_d}
+        self.log(f"stage gan: discriminator {count_parameters(self.discriminator):,} parameters, "
+                 f"content loss {content_loss_name(cfg)}, beta={cfg['beta']}")
+
+    def step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
+        """One iteration of the current stage on a loader batch ``(lr, hr)``, both in [0, 1]."""
+        cfg = self.cfg
+        lr = batch[0].to(self.device, non_blocking=True)                                   # [0, 1]
+        hr = convert_image(batch[1].to(self.device, non_blocking=True), "[0, 1]", "[-1, 1]")  # [-1, 1]
+        if self.channels_last:
+            lr, hr = lr.contiguous(memory_format=torch.channels_last), hr.contiguous(memory_format=torch.channels_last)
+        with cudnn_benchmark(self.cudnn_benchmark):
+            if self.stage == "pretrain":
+                out = pretrain_step(lr, hr, self.g_forward, self.optimizers["g"], self.precision)
+            else:
+                out = gan_step(lr, hr, self.g_forward, self.d_forward, self.optimizers["g"], self.optimizers["d"],
+                               self.content_loss, self.precision, beta=cfg["beta"],
+                               content_weight=cfg["content_weight"], pixel_weight=cfg["pixel_weight"],
+                               g_steps=int(cfg["g_steps"]), d_steps=int(cfg["d_steps"]), judge=self.discriminator)
+        self.lr_used = float(self.optimizers["g"].param_groups[0]["lr"])       # what this step used
+        for s in self.schedulers.values():
+            s.step()
+        if self.stage == "gan":
+            self._watch_balance(out, iteration)
+        return out
+
+    def _watch_balance(self, out: Mapping[str, torch.Tensor], iteration: int) -> None:
+        """Over stage 2's first batches: is G's loss led by the content term or by beta x l_Gen?"""
+        begin, end = self.bounds["gan"]
+        local, at = iteration + 1 - begin, min(BALANCE_BATCHES, end - begin)
+        if local > at:
+            return
+        if self.balance is None:
+            self.balance = WindowMeans()
+        self.balance.add({k: v for k, v in out.items() if k in ("loss_content", "loss_adv", "loss_pixel")})
+        if local == at:
+            cfg, n = self.cfg, self.balance.n
+            where = f"in stage gan between iterations {iteration + 2 - n} and {iteration + 1}"
+            line, _ = loss_balance(self.balance.pop(where), cfg["beta"], cfg["content_weight"], cfg["pixel_weight"],
+                                   "l_MSE" if cfg["content_loss"] == "mse" else "l_VGG")
+            self.log(f"loss balance over the first {n} batches of stage gan: {line}")
+            self.balance = None
+
+
+# --------------------------------------------------------------------------------------
 # The template's epoch functions (kept working; the runner is the recommended way)
 # --------------------------------------------------------------------------------------
 def _check(loss: float, what: str, epoch: int, i: int) -> None:
@@ -383,14 +396,15 @@ def pretrain(train_loader, generator, content_loss_criterion, optimizer, epoch, 
 
 def train(train_loader, generator, discriminator, truncated_vgg19, content_loss_criterion,
           adversarial_loss_criterion, optimizer_g, optimizer_d, epoch, device, beta, print_freq,
-          vgg_rescale: float = 1.0, precision: Precision | None = None):
+          vgg_rescale: float = DEFAULTS["vgg_rescale"], precision: Precision | None = None):
     """One epoch of stage 2 (SRGAN), the template's function with the template's arguments.
 
     ``truncated_vgg19`` normalises its own input (give it [-1, 1] images);
     ``content_loss_criterion`` compares feature maps (``nn.MSELoss()``);
     ``adversarial_loss_criterion`` takes logits and labels (``nn.BCEWithLogitsLoss()``).
     ``vgg_rescale`` 1.0 is the template and the kit's default (``config.vgg_rescale``); the
-    paper's 1/12.75 is an option. Each batch runs :func:`gan_step`. Returns ``(mean perceptual loss, mean discriminator loss)``.
+    paper's 1/12.75 is an option. Each batch runs :func:`gan_step` with the config's defaults for
+    what the template does not pass (``content_weight``, ``pixel_weight``, ``g_steps``, ``d_steps``). Returns ``(mean perceptual loss, mean discriminator loss)``.
     """
     generator.train()
     discriminator.train()
@@ -401,8 +415,10 @@ def train(train_loader, generator, discriminator, truncated_vgg19, content_loss_
     for i, (lr_imgs, hr_imgs) in enumerate(train_loader):
         lr_imgs = lr_imgs.to(device)                                             # [0, 1]
         hr_imgs = convert_image(hr_imgs.to(device), "[0, 1]", "[-1, 1]")        # [-1, 1]
-        out = gan_step(lr_imgs, hr_imgs, generator, discriminator, optimizer_g, optimizer_d,
-                       content_loss, precision, beta=beta, adversarial_criterion=adversarial_loss_criterion)
+        out = gan_step(lr_imgs, hr_imgs, generator, discriminator, optimizer_g, optimizer_d, content_loss, precision,
+                       beta=beta, content_weight=DEFAULTS["content_weight"], pixel_weight=DEFAULTS["pixel_weight"],
+                       g_steps=DEFAULTS["g_steps"], d_steps=DEFAULTS["d_steps"],
+                       adversarial_criterion=adversarial_loss_criterion)
         n = lr_imgs.size(0)
         losses_c.update(out["loss_content"].item(), n)
         losses_a.update(out["loss_adv"].item(), n)

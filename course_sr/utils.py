@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
 SOURCES = ("pil", "[0, 1]", "[-1, 1]", "[0, 255]")
 TARGETS = ("pil", "[0, 1]", "[-1, 1]", "[0, 255]", "imagenet-norm", "y-channel")
@@ -227,6 +227,44 @@ def save_image(path, image: np.ndarray) -> Path:
 # --------------------------------------------------------------------------------------
 # Training helpers
 # --------------------------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------------------
+# Pictures of results: crops, uint8 images, labelled grids
+# --------------------------------------------------------------------------------------
+def centre_crop_pair(lr: torch.Tensor, hr: torch.Tensor, hr_size: int, scale: int):
+    """Aligned centre crops: ``hr`` (3, H, W) to at most ``hr_size`` (a multiple of ``scale``),
+    ``lr`` (3, H/s, W/s) to ``hr_size / scale``. ``hr_size`` 0 keeps the whole images."""
+    if not hr_size:
+        return lr, hr
+    c = hr_size // scale
+    h, w = lr.shape[-2:]
+    ch, cw = min(c, h), min(c, w)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    lr = lr[..., top:top + ch, left:left + cw]
+    hr = hr[..., top * scale:(top + ch) * scale, left * scale:(left + cw) * scale]
+    return lr, hr
+
+
+def to_uint8(img: torch.Tensor, source: str) -> np.ndarray:
+    """(3, H, W) float tensor in ``source`` range -> (H, W, 3) uint8 (rounded, clipped)."""
+    x = convert_image(img.detach().float().cpu(), source, "[0, 255]").round().clamp(0, 255)
+    return x.to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def label_columns(grid: np.ndarray, widths, labels, height: int = 14) -> np.ndarray:
+    """``grid`` (H, W, 3) uint8 with a white strip on top naming its columns (``widths`` px each;
+    a label wider than its column is cut to its first word)."""
+    strip = Image.new("RGB", (grid.shape[1], height), (255, 255, 255))
+    draw, x = ImageDraw.Draw(strip), 0
+    for width, text in zip(widths, labels):
+        if draw.textlength(text) > width:
+            text = text.split()[0]
+        draw.text((x + max(0, (width - draw.textlength(text)) / 2), 1), text, fill=(0, 0, 0))
+        x += width
+    return np.concatenate([np.asarray(strip), grid], axis=0)
+
+
 class AverageMeter:
     """Running average of a number (loss, time per batch), as in the course template.
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from course_sr.plumbing import checkpoint as ck
-from course_sr.plumbing.checkpoint import (NonFiniteError, capture_rng_state, load_checkpoint, load_generator,
-                                  restore_rng_state, save_checkpoint)
+from course_sr.plumbing.checkpoint import (NonFiniteError, capture_rng_state, load_checkpoint, restore_rng_state,
+                                           save_checkpoint)
 from course_sr.config import get_config, to_plain
-from course_sr.models import Discriminator, Generator
+from course_sr.models import Discriminator, Generator, load_generator
 
 CFG = get_config("quick", n_channels=8, n_blocks=1, d_n_channels=4, d_n_blocks=2, d_fc_size=8)
 

@@ -49,7 +49,7 @@ def test_every_preset_builds_at_its_real_sizes_and_steps(preset):
         trainer = (CycleSR if cfg.method == "cyclesr" else DualRegression)(cfg, "cpu")
         joint = int(cfg.get("cyc_warmup_iters", 0))          # CycleSR: the joint phase, all three updates
         real = torch.rand(1, 3, crop // s, crop // s, generator=g)
-        out = trainer.train_step((hr01, lr, real), joint)
+        out = trainer.step((hr01, lr, real), joint)
         assert finite(out)
         sr = trainer.sr_net.eval()(lr)
         assert sr.shape == (1, 3, crop, crop)

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_sr.plumbing.checkpoint import load_checkpoint, load_generator
+from course_sr.models import load_generator
+from course_sr.plumbing.checkpoint import load_checkpoint
 from course_sr.config import get_config
+from course_sr.training import validation_set
 from course_sr.unpaired.cyclesr import (CycleSR, DualRegression, cycle_loss, dual_loss, identity_loss, lr_factor,
-                               lsgan_loss, sr_loss, sr_output, validation_set)
+                                        lsgan_loss, sr_loss, sr_output)
 from course_sr.utils import seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,9 +125,9 @@ def test_discriminator_step_moves_only_the_discriminators_and_fills_the_pools():
 def test_warmup_trains_only_the_cyclegan():
     t = CycleSR(get_config("cyclesr-quick", **TINY, cyc_warmup_iters=1))
     sr_before = params(t.sr_net)
-    out = t.train_step(batch(), 0)
+    out = t.step(batch(), 0)
     assert t.phase(0) == "warmup" and "SR" not in out and same(sr_before, params(t.sr_net))
-    out = t.train_step(batch(), 1)
+    out = t.step(batch(), 1)
     assert t.phase(1) == "joint" and "SR" in out and not same(sr_before, params(t.sr_net))
 
 
@@ -142,7 +144,7 @@ def test_dual_regression_terms_and_the_unpaired_loop():
     cfg = get_config("dual-quick", **TINY, dual_lambda=0.1, dual_unpaired_weight=2.0)
     seed_everything(0)
     t = DualRegression(cfg)
-    out = t.train_step(batch(), 0)
+    out = t.step(batch(), 0)
     expected = out["primal"] + 0.1 * out["dual"] + 0.1 * 2.0 * out["loop"]
     assert out["total"].item() == pytest.approx(expected.item(), rel=1e-6)
     # The real LR (no HR) trains the primal net through the loop D(P(r)) ~ r alone.
@@ -190,7 +192,7 @@ def test_phase_resume_is_exact(sample_root, tmp_path):
 @pytest.mark.parametrize("preset, sr_net, stage", [("cyclesr-quick", "vdsr", "joint"), ("dual-quick", "srresnet", "dual")])
 def test_checkpoints_load_as_sr_generators(sample_root, tmp_path, preset, sr_net, stage):
     from course_sr.results.inference import super_resolve
-    from course_sr.training import main
+    from course_sr.plumbing.train_cli import main
 
     cfg = run_cfg(sample_root, preset, sr_net=sr_net)
     import yaml
@@ -229,7 +231,7 @@ def test_bad_resume_and_schedule_values(sample_root, tmp_path):
 
 # ---- the comparison ---------------------------------------------------------------------
 def test_bicubic_poses_as_an_sr_network():
-    from course_sr.unpaired.cyclesr import Bicubic
+    from course_sr.unpaired.compare import Bicubic
     from course_sr.imresize import imresize
 
     lr = torch.rand(1, 3, 6, 5, dtype=torch.float64)
@@ -239,7 +241,7 @@ def test_bicubic_poses_as_an_sr_network():
 
 
 def test_paired_baselines_differ_only_in_their_lr():
-    from course_sr.unpaired.cyclesr import PairedSR
+    from course_sr.unpaired.compare import PairedSR
 
     cfg = get_config("cyclesr-quick", **TINY)
     hr, clean, real = batch()
@@ -249,7 +251,7 @@ def test_paired_baselines_differ_only_in_their_lr():
     assert torch.equal(lr, oracle.degrade_batch(hr, 3))           # seeded by (seed, iteration, i)
     paired = PairedSR(cfg)
     before = params(paired.sr_net)
-    out = paired.train_step((hr, clean, real), 0)
+    out = paired.step((hr, clean, real), 0)
     assert set(out) == {"SR"} and not same(before, params(paired.sr_net))
     with pytest.raises(ValueError, match="lr_source"):
         PairedSR(cfg, lr_source="real")
@@ -258,7 +260,7 @@ def test_paired_baselines_differ_only_in_their_lr():
 
 
 def test_compare_methods_trains_each_on_the_same_budget(sample_root):
-    from course_sr.unpaired.cyclesr import compare_methods, format_comparison
+    from course_sr.unpaired.compare import compare_methods, format_comparison
 
     cfg = run_cfg(sample_root, sr_net="vdsr", cyc_warmup_iters=2)
     lr, hr = torch.rand(3, 8, 8), torch.rand(3, 32, 32)

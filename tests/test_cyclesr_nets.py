@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from course_sr.config import get_config
-from course_sr.unpaired.nets import (VDSR, DualNet, ImagePool, PatchDiscriminator, ResnetGenerator,
+from course_sr.models import VDSR
+from course_sr.unpaired.nets import (DualNet, ImagePool, PatchDiscriminator, ResnetGenerator,
                                     build_dual_network, build_patch_discriminator, build_sr_network,
                                     build_transfer_generator)
 

@@ -175,20 +175,21 @@ def runner_rng_case(out: Path, sample_root, info: D.DistInfo) -> dict:
     import shutil
 
     from course_sr import training as runner
+    from course_sr.solver import SRGANTrainer
 
     cfg = get_config("quick", **run_overrides(sample_root))
-    real_step, real_restore = runner.SRGANTraining.step, runner.restore_rng_state
+    real_step, real_restore = SRGANTrainer.step, runner.restore_rng_state
     restored = {}
 
-    def step(self, lr, hr):
-        torch.rand(1 + self.rank)
-        return real_step(self, lr, hr)
+    def step(self, batch, iteration):
+        torch.rand(1 + self.info.rank)
+        return real_step(self, batch, iteration)
 
     def restore(state, device="cpu"):
         real_restore(state, device)
         restored["torch"] = torch.get_rng_state().clone()
 
-    runner.SRGANTraining.step, runner.restore_rng_state = step, restore
+    SRGANTrainer.step, runner.restore_rng_state = step, restore
     try:
         runner.run(cfg, out / "rng", max_iters=2)
         saved = torch.get_rng_state().clone()            # nothing draws after the last save
@@ -199,7 +200,7 @@ def runner_rng_case(out: Path, sample_root, info: D.DistInfo) -> dict:
         torch.manual_seed(12345)                          # forget the streams
         runner.run(cfg, out / "rng", max_iters=1, resume=out / "rng" / "checkpoints" / "last.pt")
     finally:
-        runner.SRGANTraining.step, runner.restore_rng_state = real_step, real_restore
+        SRGANTrainer.step, runner.restore_rng_state = real_step, real_restore
     return {"rng/saved": saved, "rng/restored": restored["torch"]}
 
 
@@ -209,25 +210,26 @@ def runner_non_finite_case(out: Path, sample_root, info: D.DistInfo) -> dict:
     and write nothing."""
     from course_sr import training as runner
     from course_sr.plumbing.checkpoint import NonFiniteError
+    from course_sr.solver import SRGANTrainer
 
     cfg = get_config("quick", **run_overrides(sample_root))
-    real_step = runner.SRGANTraining.step
+    real_step = SRGANTrainer.step
 
-    def step(self, lr, hr):
-        out_ = real_step(self, lr, hr)
-        if self.rank == 1 and self.iteration == 1:      # the step that makes iteration 2
+    def step(self, batch, iteration):
+        out_ = real_step(self, batch, iteration)
+        if self.info.rank == 1 and iteration == 1:      # the step that makes iteration 2
             with torch.no_grad():
                 self.generator.conv_block1[0].weight[0, 0, 0, 0] = float("nan")
         return out_
 
-    runner.SRGANTraining.step = step
+    SRGANTrainer.step = step
     try:
         runner.run(cfg, out / "nan")
         error = ""
     except NonFiniteError as err:
         error = str(err)
     finally:
-        runner.SRGANTraining.step = real_step
+        SRGANTrainer.step = real_step
     D.barrier()                                           # both ranks got here: nobody hung
     return {"nan/error": error}
 
@@ -570,7 +572,7 @@ def test_checkpoint_of_2_processes_resumes_on_1_with_the_same_global_batch(two_p
 def test_checkpoint_of_2_processes_resumes_with_its_own_config_on_1(two_process_run, tmp_path):
     import shutil
 
-    from course_sr.training import main
+    from course_sr.plumbing.train_cli import main
 
     run_dir = tmp_path / "run"
     shutil.copytree(two_process_run[0], run_dir)

@@ -10,7 +10,7 @@ from torch import nn
 
 from course_sr.results import inference
 from course_sr.config import get_config
-from course_sr.unpaired.nets import VDSR
+from course_sr.models import VDSR
 from course_sr.plumbing.errors import UserError
 from course_sr.results.inference import TilingError, receptive_field, super_resolve
 from course_sr.models import Generator, build_generator

@@ -11,6 +11,10 @@ from course_sr import training as runner
 from course_sr import solver
 from course_sr.__main__ import main as cli
 from course_sr.plumbing.checkpoint import NonFiniteError, load_checkpoint
+from course_sr.plumbing.distributed import current
+from course_sr.plumbing.records import plot_history
+from course_sr.plumbing.train_cli import main as train_main
+from course_sr.utils import centre_crop_pair
 from course_sr.config import get_config
 
 
@@ -151,13 +155,14 @@ def test_srgan_mse_needs_no_vgg_and_its_content_term_is_the_pixel_mse(sample_roo
     def no_vgg(*args, **kwargs):
         raise AssertionError("SRGAN-MSE must not build a VGG")
 
-    monkeypatch.setattr(runner, "build_vgg", no_vgg)
+    monkeypatch.setattr(solver, "build_vgg", no_vgg)
     monkeypatch.setattr(models, "TruncatedVGG19", no_vgg)
+    cfg = tiny(sample_root, content_loss="mse", vgg_weights="imagenet", allow_random_vgg=False)
+    runner.run(cfg, tmp_path, stop_after="pretrain")   # stage 1's loss is the pixel MSE too: count stage 2's
     seen = []
     real = solver.pixel_loss
-    monkeypatch.setattr(runner, "pixel_loss", lambda p, t: seen.append(1) or real(p, t))
-    cfg = tiny(sample_root, content_loss="mse", vgg_weights="imagenet", allow_random_vgg=False)
-    result = runner.run(cfg, tmp_path)
+    monkeypatch.setattr(solver, "pixel_loss", lambda p, t: seen.append(1) or real(p, t))
+    result = runner.run(cfg, tmp_path, resume="auto")
     assert result["finished"] and len(seen) == cfg.gan_iters         # one content term per G step
     assert "content loss pixel MSE (SRGAN-MSE)" in (tmp_path / "log.txt").read_text()
 
@@ -165,8 +170,8 @@ def test_srgan_mse_needs_no_vgg_and_its_content_term_is_the_pixel_mse(sample_roo
 def test_cpu_threads_apply_to_the_run_only(sample_root, tmp_path, monkeypatch):
     before = torch.get_num_threads()
     used = []
-    real = runner.pretrain_step
-    monkeypatch.setattr(runner, "pretrain_step", lambda *a, **k: used.append(torch.get_num_threads()) or real(*a, **k))
+    real = solver.pretrain_step
+    monkeypatch.setattr(solver, "pretrain_step", lambda *a, **k: used.append(torch.get_num_threads()) or real(*a, **k))
     runner.run(tiny(sample_root, cpu_threads=1), tmp_path, stop_after="pretrain")
     assert set(used) == {1} and torch.get_num_threads() == before
     assert "training on 1 CPU thread(s)" in (tmp_path / "log.txt").read_text()
@@ -232,54 +237,76 @@ def test_command_line_runs_and_resumes_with_auto(sample_root, tmp_path, capsys):
                                          "d_n_blocks", "d_fc_size", "crop_size", "batch_size", "val_images",
                                          "val_crop", "tensorboard")))
     out = tmp_path / "run"
-    assert runner.main(["--config", str(yaml_path), "--out", str(out), "--max-iters", "2",
+    assert train_main(["--config", str(yaml_path), "--out", str(out), "--max-iters", "2",
                         "--set", "pretrain_iters=2", "gan_iters=1", "lr_pretrain=1e-3"]) == 0
     assert "iteration 2 (stopped)" in capsys.readouterr().out
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ckpt["config"]["lr_pretrain"] == 1e-3 and ckpt["config"]["n_channels"] == 8
-    assert runner.main(["--out", str(out), "--resume", "auto"]) == 0
+    assert train_main(["--out", str(out), "--resume", "auto"]) == 0
     assert "iteration 3 (finished)" in capsys.readouterr().out
 
 
 def test_plot_history_from_a_run_directory(full_run):
     _, out = full_run
-    fig = runner.plot_history(out)
+    fig = plot_history(out)
     titles = {ax.get_title() for ax in fig.axes}
     assert {"loss", "loss_d", "d_hr", "val_psnr", "lr"} <= titles and "it_per_s" not in titles
 
 
-def test_other_methods_are_delegated(sample_root, tmp_path, monkeypatch):
-    import course_sr.unpaired.cyclesr as cyclesr
+def test_one_loop_trains_every_method(sample_root, tmp_path, monkeypatch):
+    """SRGAN, CycleSR and dual regression are trainers of the same loop: each method's stages
+    run through ``_Loop.run_stage`` and its checkpoints have the one schema."""
+    from course_sr.solver import SRGANTrainer
+    from course_sr.unpaired.cyclesr import CycleSR, DualRegression
 
-    seen = {}
+    info = current("cpu")
+    assert isinstance(runner.make_trainer(tiny(sample_root), info), SRGANTrainer)
+    assert isinstance(runner.make_trainer(get_config("cyclesr-quick"), info), CycleSR)
+    assert isinstance(runner.make_trainer(get_config("dual-quick"), info), DualRegression)
+    seen = []
+    real = runner._Loop.run_stage
 
-    def fake(cfg, out_dir, records, max_iters=None, resume=None):
-        seen.update(method=cfg.method, out=out_dir, max_iters=max_iters, has_log=hasattr(records, "log"))
-        return {"iteration": 0}
-
-    monkeypatch.setattr(cyclesr, "run_cyclesr", fake)
-    assert runner.run(tiny(sample_root, method="cyclesr"), tmp_path, max_iters=5) == {"iteration": 0}
-    assert seen == {"method": "cyclesr", "out": tmp_path, "max_iters": 5, "has_log": True}
+    def spy(self, stage, *args, **kwargs):
+        seen.append((self.t.method, stage))
+        return real(self, stage, *args, **kwargs)
+    monkeypatch.setattr(runner._Loop, "run_stage", spy)
+    small = dict(data_root=str(sample_root), csv_folder=str(sample_root / "data_lists"), tensorboard=False,
+                 device="cpu", batch_size=2, val_images=1, val_crop=32, cyc_ngf=4, cyc_ndf=4, cyc_n_blocks=1,
+                 cyc_n_layers_D=2, SR_nb=2, SR_nf=4, dual_nf=4, pool_size=2, n_epoch=1, n_epoch_decay=1,
+                 iters_per_epoch=3, cyc_warmup_iters=2, pretrain_iters=3, log_every=1, val_every=2, ckpt_every=100)
+    for preset, method in (("cyclesr-quick", "cyclesr"), ("dual-quick", "dual")):
+        out = runner.run(get_config(preset, **small), tmp_path / method)
+        ckpt = load_checkpoint(out["last"])
+        assert ckpt["method"] == method and ckpt["iteration"] == out["iteration"] and out["finished"]
+        assert {"models", "optimizers", "scalers", "history", "rng", "window", "samples_seen"} <= set(ckpt)
+        assert not set(runner.RESUME_ONLY) & set(load_checkpoint(out["stage_ends"][ckpt["stage"]]))
+    assert seen == [("cyclesr", "warmup"), ("cyclesr", "joint"), ("dual", "dual")]
 
 
 def test_centre_crop_pair_is_aligned():
-    lr, hr = torch.arange(10 * 12).float().view(1, 10, 12), torch.zeros(1, 40, 48)
-    lr_c, hr_c = runner.centre_crop_pair(lr, hr, 16, 4)
+    # Every pixel of both images is distinct and HR pixel (y, x) lies under LR pixel (y // 4, x // 4):
+    # the crops must keep that correspondence, not only the shapes.
+    lr = torch.arange(10 * 12).float().view(1, 10, 12)
+    hr = torch.arange(40 * 48).float().view(1, 40, 48)
+    lr_c, hr_c = centre_crop_pair(lr, hr, 16, 4)
     assert lr_c.shape == (1, 4, 4) and hr_c.shape == (1, 16, 16)
     assert lr_c[0, 0, 0] == 3 * 12 + 4                 # top-left of the centred 4 x 4 window
-    assert runner.centre_crop_pair(lr, hr, 0, 4)[1].shape == (1, 40, 48)
-    assert math.isclose(runner.centre_crop_pair(lr, hr, 400, 4)[0].numel(), lr.numel())
+    assert hr_c[0, 0, 0] == (3 * 4) * 48 + 4 * 4       # the HR window starts under it
+    for y, x in ((0, 0), (3, 2), (1, 3)):              # each LR pixel covers its 4 x 4 HR block
+        assert hr_c[0, 4 * y, 4 * x] == hr[0, (3 + y) * 4, (4 + x) * 4]
+    assert centre_crop_pair(lr, hr, 0, 4)[1].shape == (1, 40, 48)
+    assert math.isclose(centre_crop_pair(lr, hr, 400, 4)[0].numel(), lr.numel())
 
 
 def test_cudnn_benchmark_is_on_for_the_training_steps_only(sample_root, tmp_path, monkeypatch):
     seen = {"step": set(), "validate": set()}
     for name in ("pretrain_step", "gan_step"):
-        real = getattr(runner, name)
+        real = getattr(solver, name)
 
         def spy(*args, _real=real, **kwargs):
             seen["step"].add(torch.backends.cudnn.benchmark)
             return _real(*args, **kwargs)
-        monkeypatch.setattr(runner, name, spy)
+        monkeypatch.setattr(solver, name, spy)
     real_validate = runner.validate
 
     def validate_spy(*args, **kwargs):
@@ -354,7 +381,7 @@ def test_max_iters_variable_cuts_every_stage(sample_root, tmp_path, monkeypatch,
     sets = [f"data_root={sample_root}", f"csv_folder={sample_root / 'data_lists'}", "n_channels=8", "n_blocks=1",
             "d_n_channels=4", "d_n_blocks=4", "d_fc_size=8", "crop_size=16", "batch_size=2", "val_images=1",
             "val_crop=32", "tensorboard=false"]
-    assert runner.main(["--config", "quick", "--out", str(tmp_path), "--set", *sets]) == 0
+    assert train_main(["--config", "quick", "--out", str(tmp_path), "--set", *sets]) == 0
     assert "COURSE_SR_MAX_ITERS=2: every stage cut to 2 iterations" in capsys.readouterr().out
     ckpts = tmp_path / "checkpoints"
     assert load_checkpoint(ckpts / "pretrain_end.pt")["iteration"] == 2
@@ -404,7 +431,7 @@ def test_overwrite_deletes_the_old_checkpoints_and_starts_afresh(full_run, sampl
 @pytest.mark.parametrize("bad", ["0", "-5"])
 def test_max_iters_below_one_is_refused(sample_root, tmp_path, capsys, bad):
     with pytest.raises(SystemExit) as e:
-        runner.main(["--config", "quick", "--out", str(tmp_path / "r"), "--max-iters", bad])
+        train_main(["--config", "quick", "--out", str(tmp_path / "r"), "--max-iters", bad])
     assert e.value.code == 2 and f"must be a positive number of iterations, got '{bad}'" in capsys.readouterr().err
     with pytest.raises(runner.UserError, match="max_iters .* must be a positive number"):
         runner.run(tiny(sample_root), tmp_path / "r", max_iters=int(bad))
@@ -510,7 +537,7 @@ def test_disk_full_while_training_is_one_line_and_keeps_the_last_checkpoint(samp
     yaml_path.write_text(yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()
                                          if k != "preset"}))
     out = tmp_path / "run"
-    assert runner.main(["--config", str(yaml_path), "--out", str(out), "--max-iters", "2"]) == 0
+    assert train_main(["--config", str(yaml_path), "--out", str(out), "--max-iters", "2"]) == 0
     last = out / "checkpoints" / "last.pt"
     before = last.read_bytes()
     real = torch.save

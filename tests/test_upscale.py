@@ -218,7 +218,7 @@ def test_command(tmp_path, capsys):
     assert upscale.main(["--checkpoint", str(ckpt), "--input", str(d), "--out", str(tmp_path / "o"),
                          "--tile", "8", "--scale", "2"]) == 0
     tiled = np.asarray(Image.open(tmp_path / "o" / "big.png")).astype(int)
-    from course_sr.plumbing.checkpoint import load_generator
+    from course_sr.models import load_generator
 
     whole, _ = upscale_array(load_generator(ckpt)[0], np.asarray(Image.open(d / "big.png")))
     assert tiled.shape == (40, 48, 3) and np.abs(tiled - whole).max() <= 1

@@ -45,7 +45,6 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from easydict import EasyDict
 
 from course_sr.plumbing.errors import DISK_FULL_ERRNOS, READ_ONLY_ERRNOS, UserError
 
@@ -314,27 +313,3 @@ def checkpoint_info(ckpt: Mapping[str, Any], path: str | os.PathLike | None = No
         "iteration": int(ckpt.get("iteration", 0)),
         "best_psnr": ckpt.get("best_psnr"),
     }
-
-
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """The SR network of a checkpoint, ready for inference: ``(model.eval(), info)``.
-
-    ``info`` has ``scale``, ``arch``, ``output_range``, ``method``, ``stage``, ``iteration``,
-    ``name`` (the file's stem) and ``path``. The network is rebuilt from the checkpoint's own
-    config (``models.build_generator``), so no notebook variable is needed.
-    """
-    from course_sr.models import build_generator
-
-    ckpt = load_checkpoint(path)
-    info = checkpoint_info(ckpt, path)
-    models = ckpt.get("models", {})
-    if "generator" not in models:
-        raise CheckpointError(f"{path} holds no generator weights (models: {sorted(models)})")
-    model = build_generator(EasyDict(ckpt["config"]), info["arch"])
-    try:
-        model.load_state_dict(models["generator"])
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: the generator weights do not fit a {info['arch']!r} built from the "
-                         f"checkpoint's config: {str(err).splitlines()[0]}") from err
-    info["output_range"] = model.output_range
-    return model.to(device).eval(), info

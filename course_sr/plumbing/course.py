@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from course_sr.config import QUICK_ENV
 from course_sr.plumbing.errors import user_errors
 
 # The course's repository, the one the notebooks' install cells pip-install on Colab. A course
@@ -122,8 +123,6 @@ class Settings:
 
 def settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
     """Read the variables of the module docstring (``environ``: default ``os.environ``)."""
-    from course_sr.config import QUICK_ENV
-
     env = os.environ if environ is None else environ
     cwd = Path.cwd() if cwd is None else Path(cwd)
     colab = in_colab() if environ is None else bool(env.get("COLAB_RELEASE_TAG"))

@@ -37,6 +37,7 @@ import numpy as np
 import yaml
 
 from course_sr.config import non_defaults, to_plain
+from course_sr.plumbing.checkpoint import load_checkpoint
 
 History = dict[str, list[list[float]]]
 
@@ -348,13 +349,27 @@ def _finish(fig, out_path):
     return fig
 
 
-def plot_history(history: Mapping[str, list], keys: Iterable[str] | None = None,
+def load_history(source: Mapping[str, Any] | str | os.PathLike) -> dict[str, list]:
+    """A run's history from a history dict, a ``training.run()`` result, a checkpoint file, or a
+    run directory (its ``checkpoints/last.pt``)."""
+    if isinstance(source, Mapping):
+        return dict(source.get("history", source))
+    path = Path(source)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt"
+    return load_checkpoint(path)["history"]
+
+
+def plot_history(source: Mapping[str, Any] | str | os.PathLike, keys: Iterable[str] | None = None,
                  out_path: str | os.PathLike | None = None, ncols: int = 3):
     """Curves of one run: one panel per name (loss, val_psnr, ...), one line per stage.
 
+    ``source``: a history dict, a ``training.run()`` result, a checkpoint path or a run directory
+    (:func:`load_history`).
     ``keys``: full keys or bare names (default: all but ``NOT_PLOTTED_BY_DEFAULT``). Returns a matplotlib ``Figure`` (shown by
     Jupyter when it is a cell's value); saved as PNG to ``out_path`` when given.
     """
+    history = load_history(source)
     panels = _panels(history, keys)
     if not panels:
         raise ValueError("the history is empty: nothing to plot")

@@ -59,6 +59,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from course_sr.imresize import imresize
+
 Range = tuple[float, float]
 
 
@@ -226,8 +228,6 @@ def degrade(hr: np.ndarray, spec: "str | Mapping | Degradation" = "fixed",
     else:                                                  # 1. blur at HR size (odd kernel), 2. imresize
         if p["sigma"] > 0:
             x = _blur(x, gaussian_kernel(spec.kernel_size + 1, p["sigma"], p["sigma2"], p["theta"]), 1)
-        from course_sr.imresize import imresize
-
         y = imresize(x[0].permute(1, 2, 0).numpy(), output_shape=(h, w))
 
     if p["noise"] > 0:                                     # 3. sensor noise, on the 0-255 scale

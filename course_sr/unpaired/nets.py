@@ -9,7 +9,7 @@ Who is who (code name -> paper name):
   patch, not one per image, so it judges texture (noise, blur, JPEG blocks), not layout.
 - ``ImagePool``          the history buffer of generated images fed to the discriminators
   (Shrivastava et al., CVPR 2017; used by CycleGAN with 50 images).
-- ``VDSR``               the CycleSR design note's SR network (Kim et al., CVPR 2016).
+- (the SR networks, SRResNet and the design note's VDSR, are in ``course_sr.models``)
 - ``DualNet``            the dual (downsampling) network of dual regression (Guo et al., CVPR
   2020, "DRN"): SR output -> LR, closing the loop LR -> SR -> LR.
 
@@ -27,23 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_sr.models import build_generator, norm_layer
 from course_sr.utils import convert_image
 
 
-def norm_layer(kind: str, channels: int) -> nn.Module:
-    """``instance`` (CycleGAN: no affine, no running stats), ``batch`` or ``none``."""
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"norm must be 'instance', 'batch' or 'none', got {kind!r}")
-
-
-# --------------------------------------------------------------------------------------
-# CycleGAN generator: c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf), u(2ngf), u(ngf), c7s1-3
-# --------------------------------------------------------------------------------------
 class ResnetBlock(nn.Module):
     """x + conv-norm-relu-conv-norm(x), reflection padding (no border artefacts)."""
 
@@ -224,53 +211,6 @@ class ImagePool:
 
 
 # --------------------------------------------------------------------------------------
-# VDSR (the design note's SR network)
-# --------------------------------------------------------------------------------------
-class VDSR(nn.Module):
-    """VDSR-style x``scale`` SR network: LR (N, 3, h, w) in [0, 1] -> SR (N, 3, s*h, s*w) in [0, 1].
-
-    VDSR proper (Kim et al. 2016) works on the bicubic-upsampled image and learns the
-    residual to it; we keep that: the LR input is upsampled *inside* the network
-    (``F.interpolate`` bicubic, differentiable, not MATLAB-exact: it only seeds the residual),
-    then 3x3 convs at HR resolution predict the residual. So the caller passes LR like to every other SR network in the
-    kit. Cost grows with HR area: on a 4x task it is ~16x a same-depth net working at LR size.
-
-    Sizes from ``config`` (like ``models.Generator(config)``): ``SR_nb`` conv layers in all
-    (VDSR: 20; the first and the last are plain convs, the others conv-norm-ReLU), ``SR_nf``
-    filters (64), ``SR_norm_type`` (batch | instance | none), ``scaling_factor``.
-
-    Attributes every kit SR network has: ``scale`` and ``output_range = "[0, 1]"`` (the output
-    is not clamped during training; ``inference.super_resolve`` clamps).
-    """
-
-    output_range = "[0, 1]"
-    arch = "vdsr"
-
-    def __init__(self, config: Mapping):
-        super().__init__()
-        n_blocks, nf = int(config["SR_nb"]), int(config["SR_nf"])
-        norm, self.scale = str(config["SR_norm_type"]), int(config["scaling_factor"])
-        if n_blocks < 2:
-            raise ValueError(f"VDSR needs SR_nb >= 2 (first and last conv), got {n_blocks}")
-        bias = norm != "batch"
-        layers: list[nn.Module] = [nn.Conv2d(3, nf, 3, padding=1), nn.ReLU(True)]
-        for _ in range(n_blocks - 2):
-            layers += [nn.Conv2d(nf, nf, 3, padding=1, bias=bias), norm_layer(norm, nf), nn.ReLU(True)]
-        layers += [nn.Conv2d(nf, 3, 3, padding=1)]
-        self.body = nn.Sequential(*layers)
-        # The residual starts at zero: an untrained VDSR is exactly its bicubic upsampling, so
-        # even a short training run starts from a sensible SR image (gradients still reach every
-        # layer once the last one moves off zero, after the first step).
-        nn.init.zeros_(layers[-1].weight)
-        nn.init.zeros_(layers[-1].bias)
-
-    def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        # lr: (N, 3, h, w) in [0, 1]
-        up = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)  # (N, 3, sh, sw)
-        return up + self.body(up)  # (N, 3, sh, sw), ~[0, 1]
-
-
-# --------------------------------------------------------------------------------------
 # Dual regression: the dual (downsampling) network
 # --------------------------------------------------------------------------------------
 class DualNet(nn.Module):
@@ -322,13 +262,11 @@ def build_patch_discriminator(config: Mapping) -> PatchDiscriminator:
 
 def build_sr_network(config: Mapping) -> nn.Module:
     """The SR network CycleSR / dual regression train: ``models.build_generator(config,
-    config.sr_net)`` (``vdsr`` -> ``VDSR`` above, ``srresnet`` -> the kit's SRResNet).
+    config.sr_net)`` (``vdsr`` -> ``models.VDSR``, ``srresnet`` -> the kit's SRResNet).
 
     Plug your own network into that factory: it must take LR in [0, 1] and have ``scale``
     and ``output_range`` attributes, and then ``evaluate``/``upscale`` can rebuild it too.
     """
-    from course_sr.models import build_generator  # models imports this module lazily for VDSR
-
     return build_generator(config, config["sr_net"])
 
 
