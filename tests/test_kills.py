@@ -122,6 +122,7 @@ def test_cyclesr_warmup_end_survives_a_kill_at_its_save(sample_root, tmp_path, m
         return real(state, path, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint, "save_checkpoint", die_at_warmup_end)
+    monkeypatch.setattr(runner, "save_checkpoint", die_at_warmup_end)     # the loop's own reference
     with pytest.raises(Killed):
         runner.run(cfg, tmp_path / "part")
     monkeypatch.undo()

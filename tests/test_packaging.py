@@ -121,3 +121,18 @@ def test_the_course_lists_ship_inside_a_built_wheel(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(site)}, timeout=120).stdout.split()
     assert out == [str(site / "course_sr" / "course_lists"), "800", "True"]
+
+
+def test_no_file_of_the_package_is_ignored_by_git():
+    """A new module that .gitignore swallows is missing from every clone (CI's, a student's) while
+    the author's tests pass: this happened with a ``data/`` rule and ``course_sr/data/``."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    files = [str(p.relative_to(REPO)) for p in (REPO / "course_sr").rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts]
+    ignored = subprocess.run(["git", "-C", str(REPO), "check-ignore", "--no-index", *files],
+                             capture_output=True, text=True).stdout.split()
+    assert not ignored, f"ignored by .gitignore: {ignored}"

@@ -1,0 +1,1 @@
+"""Getting the data: downloads, the course's data lists, the embedded sample, the batch stream."""
