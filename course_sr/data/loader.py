@@ -200,11 +200,20 @@ def make_train_loader(dataset, config, start_iter: int = 0, num_replicas: int = 
     seed = int(_config_get(config, "seed", 0))
     sampler = ResumableBatchSampler(len(dataset), int(config.batch_size), seed, start_iter, num_replicas, rank,
                                     start_position)
+    opts = loader_settings(config)
+    return TrainLoader(dataset, sampler, num_workers=opts["num_workers"], pin_memory=opts["pin_memory"],
+                       multiprocessing_context=opts["multiprocessing_context"], seed=seed + rank)
+
+
+def loader_settings(config) -> dict:
+    """The worker and memory settings the kit uses for ``config``: ``config.workers`` workers,
+    forked on Linux (a memory cache is then shared, not pickled into each worker), pinned batches
+    when CUDA is used. Also what ``benchmarks/bench_data.py`` gives the stock DataLoader it
+    compares against, so both run as the kit would run them."""
     workers = int(_config_get(config, "workers", 0))
     device = str(_config_get(config, "device", "auto"))
     context = None
     if workers > 0 and sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
         context = "fork"
-    return TrainLoader(dataset, sampler, num_workers=workers,
-                       pin_memory=torch.cuda.is_available() and not device.startswith("cpu"),
-                       multiprocessing_context=context, seed=seed + rank)
+    return dict(num_workers=workers, multiprocessing_context=context,
+                pin_memory=torch.cuda.is_available() and not device.startswith("cpu"))
