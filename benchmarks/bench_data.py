@@ -12,7 +12,15 @@ through a DataLoader with 2 workers, batch 16, HR crop 96 (LR 24), in the same r
 Decoding the cache is a one-off cost per run (reported as ``*_build_s``), not part of the rate.
 The template is timed over fewer batches (it is ~100x slower). Last stdout line: one JSON object.
 
+``--compare-loaders`` measures instead the kit's ring loader (``make_train_loader``) against a
+stock ``DataLoader`` over the same embedded sample, memory cache and batch sampler, set up as the
+kit sets its loader (workers item by item, and whole batches via ``get_batch``), in alternating
+rounds of ``--batches`` batches each, every batch read whole by the consumer (as a copy to the
+GPU reads it); it checks that all three yield the same batches. Its figures and the decision they
+support are in ``course_sr/data/loader.py``'s docstring.
+
     python benchmarks/bench_data.py [--images 20] [--batches 1000] [--template-batches 6]
+    python benchmarks/bench_data.py --compare-loaders [--rounds 5] [--batches 1000]
 """
 from __future__ import annotations
 

@@ -90,7 +90,8 @@ def test_stream_is_fixed_for_a_seed(train_set):
 def test_resume_at_an_iteration_is_the_tail_of_the_unbroken_stream(train_set, workers, stop):
     ds, root = train_set
     full = take(make_train_loader(ds, cfg(root)), 20)
-    assert same(take(make_train_loader(ds, cfg(root, workers=workers), start_iter=stop), 20 - stop), full[stop:])
+    resumed = take(make_train_loader(ds, cfg(root, workers=workers), start_iter=stop), 20 - stop)
+    assert same(resumed, full[stop:])
     assert same(take(make_train_loader(ds, cfg(root, workers=workers), start_position=4 * stop), 20 - stop),
                 full[stop:])
 
