@@ -12,7 +12,15 @@ through a DataLoader with 2 workers, batch 16, HR crop 96 (LR 24), in the same r
 Decoding the cache is a one-off cost per run (reported as ``*_build_s``), not part of the rate.
 The template is timed over fewer batches (it is ~100x slower). Last stdout line: one JSON object.
 
+``--compare-loaders`` measures instead the kit's ring loader (``make_train_loader``) against a
+stock ``DataLoader`` over the same embedded sample, memory cache and batch sampler, set up as the
+kit sets its loader (workers item by item, and whole batches via ``get_batch``), in alternating
+rounds of ``--batches`` batches each, every batch read whole by the consumer (as a copy to the
+GPU reads it); it checks that all three yield the same batches. Its figures and the decision they
+support are in ``course_sr/data/loader.py``'s docstring.
+
     python benchmarks/bench_data.py [--images 20] [--batches 1000] [--template-batches 6]
+    python benchmarks/bench_data.py --compare-loaders [--rounds 5] [--batches 1000]
 """
 from __future__ import annotations
 
@@ -34,7 +42,8 @@ from torchvision.transforms.functional import to_tensor
 from course_sr.config import get_config
 from course_sr.data.lists import read_data_list, write_data_list
 from course_sr.datasets import SRDataset
-from course_sr.data.loader import make_train_loader
+from course_sr.training import data_config
+from course_sr.data.loader import ResumableBatchSampler, loader_settings, make_train_loader
 
 SCALE, CROP, BATCH, WORKERS = 4, 96, 16, 2
 
@@ -117,13 +126,114 @@ def kit_rate(cfg, cache: str, batches: int) -> tuple[float, float]:
     return r, build
 
 
+# --------------------------------------------------------------------------------------
+# The kit's loader against a stock DataLoader over the same dataset, cache and batch sampler
+# --------------------------------------------------------------------------------------
+class _WholeBatches(Dataset):
+    """Item ``indices`` is the whole batch ``dataset.get_batch(indices)``: lets a stock DataLoader
+    (sampler = the batch sampler, ``batch_size=None``) build batches the way the ring's workers
+    do, so the comparison can tell the ring's transport from the batch-at-once fetch."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, indices):
+        return self.dataset.get_batch(indices)
+
+
+def stock_loader(ds, cfg, whole_batches: bool = False, rank: int = 0) -> DataLoader:
+    """A stock ``DataLoader`` over the kit's batch sampler, set up as the kit sets its own: the
+    same sampler, workers, start method, pinning, persistent workers, 4 batches prefetched per
+    worker, and the workers' base seed drawn from a generator seeded with ``seed + rank``.
+    A worker builds a batch item by item (``dataset[k]``, collated with ``torch.stack``), or with
+    ``whole_batches`` at once (``dataset.get_batch``, as the ring's workers do)."""
+    seed = int(cfg.seed)
+    opts = loader_settings(cfg)
+    sampler = ResumableBatchSampler(len(ds), int(cfg.batch_size), seed, rank=rank)
+    more = dict(persistent_workers=True, prefetch_factor=4) if opts["num_workers"] > 0 else {}
+    generator = torch.Generator().manual_seed(seed + rank)
+    if whole_batches:
+        return DataLoader(_WholeBatches(ds), sampler=sampler, batch_size=None, generator=generator,
+                          **more, **opts)
+    return DataLoader(ds, batch_sampler=sampler, generator=generator, **more, **opts)
+
+
+def copy_rate(loader, batches: int, warmup: int) -> float:
+    """Like :func:`rate`, but every batch is read whole, as a copy to the GPU (or a CPU step)
+    reads it: a loader whose batches arrive as untouched shared-memory pages would otherwise pay
+    its page faults nowhere in the timing."""
+    it = iter(loader)
+    lr0, hr0 = next(it)
+    sinks = torch.empty_like(lr0), torch.empty_like(hr0)
+    for _ in range(warmup):
+        next(it)
+    t0 = time.perf_counter()
+    n = 0
+    for _ in range(batches):
+        lr, hr = next(it)
+        sinks[0].copy_(lr)
+        sinks[1].copy_(hr)
+        n += hr.shape[0]
+    r = n / (time.perf_counter() - t0)
+    del it                                   # stop the workers before the next round starts its own
+    return r
+
+
+def compare_loaders(args) -> dict:
+    """The kit's ``make_train_loader`` against stock DataLoaders (:func:`stock_loader`, per item
+    and whole batches) on the embedded sample (memory cache, batch 16, crop 96, 2 workers), in
+    alternating rounds of one run; the first 40 batches of each are checked equal."""
+    cfg = data_config(get_config(None, data_root=None, train_split="sample_train", crop_size=CROP,
+                                 scaling_factor=SCALE, batch_size=BATCH, workers=WORKERS, cache="memory"))
+    ds = SRDataset(cfg.train_split, cfg)
+    pin = loader_settings(cfg)["pin_memory"]
+    print(f"  {ds.describe()}; pin_memory={pin}", flush=True)
+    make = {"kit": lambda: make_train_loader(ds, cfg), "stock": lambda: stock_loader(ds, cfg),
+            "stock_batch": lambda: stock_loader(ds, cfg, whole_batches=True)}
+    firsts = {name: [next(it) for it in [iter(build())] for _ in range(40)] for name, build in make.items()}
+    same = all(torch.equal(a, b) for name in ("stock", "stock_batch")
+               for x, y in zip(firsts["kit"], firsts[name]) for a, b in zip(x, y))
+    print(f"  the first 40 batches are identical: {same}", flush=True)
+    rounds = {name: [] for name in make}
+    for r in range(args.rounds):
+        for name, build in make.items():          # kit, stock, stock_batch, kit, ...
+            rounds[name].append(copy_rate(build(), args.batches, warmup=20))
+            print(f"  round {r + 1} {name}: {rounds[name][-1]:.0f} patches/s", flush=True)
+    med = {name: float(np.median(v)) for name, v in rounds.items()}
+    result = {f"{name}_patches_per_s": round(med[name], 1) for name in make}
+    for name in ("stock", "stock_batch"):
+        ratios = [k / s for k, s in zip(rounds["kit"], rounds[name])]
+        result[f"ratio_kit_{name}"] = round(float(np.median(ratios)), 3)
+        result[f"round_ratios_kit_{name}"] = [round(v, 3) for v in ratios]
+    result.update({f"rounds_{name}": [round(v) for v in rounds[name]] for name in make})
+    result.update({f"{name}_reaches_5000": med[name] >= 5000 for name in make})
+    result.update({"same_batches": same, "data": "embedded sample, memory cache",
+                   "batches_per_round": args.batches, "batch": BATCH, "crop": CROP, "workers": WORKERS,
+                   "cpus": os.cpu_count(), "pin_memory": pin})
+    return result
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", type=int, default=20)
     p.add_argument("--batches", type=int, default=1000, help="batches timed for the kit")
     p.add_argument("--template-batches", type=int, default=6, help="batches timed for the template")
+    p.add_argument("--compare-loaders", action="store_true",
+                   help="only compare the kit's loader with a stock DataLoader (embedded sample, "
+                        "alternating rounds of --batches batches)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds per loader with --compare-loaders")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    if args.compare_loaders:
+        print("kit loader against a stock DataLoader, alternating rounds ...", flush=True)
+        result = compare_loaders(args)
+        print(f"median ratios kit/stock: {result['ratio_kit_stock']}x per item, "
+              f"{result['ratio_kit_stock_batch']}x whole batches (keep the ring only at >= 1.5x)")
+        print(json.dumps(result))
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench_data_") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()

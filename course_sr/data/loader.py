@@ -1,12 +1,32 @@
 """The training batch stream: an infinite, resumable, distributable sampler and a fast loader.
 
 ``make_train_loader(dataset, config)`` pairs ``ResumableBatchSampler`` (infinite, resumable at
-any iteration, each of R processes its share of every global batch) with ``TrainLoader``, whose
-workers build whole batches (``dataset.get_batch`` when the dataset has one, e.g.
-``course_sr.datasets.SRDataset``) straight into a shared ring of batch buffers allocated once: on
-2 CPUs the per-batch shared-memory allocation of a standard DataLoader, not the cropping, is the
-limit (``benchmarks/bench_data.py`` measures both). Works for any dataset whose items are tuples
-of fixed-shape float32 tensors (the CycleSR unpaired dataset uses it too).
+any iteration or sample position, each of R processes its share of every global batch) with
+``TrainLoader``, whose workers build whole batches (``dataset.get_batch`` when the dataset has
+one, e.g. ``course_sr.datasets.SRDataset``) straight into a shared ring of batch buffers allocated
+once. Works for any dataset whose items are tuples of fixed-shape float32 tensors (the CycleSR
+unpaired dataset uses it too). The stream is the batch sampler's: a stock DataLoader over the
+same sampler yields the same batches (``tests/test_loader.py``).
+
+Why a ring and not a stock DataLoader (issue 14: the ring had to earn its place, kept only at
+>= 1.5x): ``python benchmarks/bench_data.py --compare-loaders --rounds 6 --batches 1000``, the
+embedded sample in a memory cache, batch 16, crop 96, 2 forked workers, no pinning (no CUDA),
+every batch read whole by the consumer, alternating rounds in one run, on a 2-core CPU shared
+with other jobs (noisy; 2 workers + the main process oversubscribe the 2 cores):
+
+    ring                      19530 17570 15914 15926 16347 17963  median 16959 patches/s
+    stock, item by item        4513  4630  4036  4238  4838  4414  median  4464  (ring 3.87x)
+    stock, whole batches       4347  4282  4626  5303  4718  4101  median  4487  (ring 3.78x)
+
+(ratios: median of the per-round ratios). A second run, on a busier machine: medians 12768 /
+3879 / 3996 patches/s, ring 3.75x / 3.69x, lowest single round 2.23x.
+
+The stock loader with whole batches does the workers' work of the ring (``get_batch``) and gains
+nothing, so what differs is the transport: the stock way moves each batch (~1.9 MB) through
+fresh shared memory, allocated and faulted in by the worker, mapped and faulted in again by the
+main process. On 2 cores that keeps it below the ~5,000 patches/s a fast GPU consumes; the ring
+reaches 3x that. (Not measured: pinned memory on a CUDA machine, where both copy into pinned
+buffers in the main process.)
 """
 from __future__ import annotations
 
@@ -141,13 +161,13 @@ class TrainLoader(DataLoader):
     """A DataLoader of training batches that passes them from workers through a shared ring.
 
     Why: a standard DataLoader allocates fresh shared memory for every batch in the worker and
-    maps it again in the main process; on a 2-CPU machine those page faults, not the cropping,
-    cap it at ~4,000 patches/s (96 px, batch 16). Here a ring of ``prefetch_factor * workers + 2``
-    batch-sized slots is allocated once, before the workers start; a worker writes batch number
-    ``f`` into slot ``f % slots`` and returns only the slot number; the main process copies the
-    slot out (into pinned memory when ``pin_memory``) before asking for the next batch. The
-    DataLoader never has more than ``prefetch_factor * workers`` fetches outstanding, so a slot is
-    never rewritten before it has been copied. Batches are exactly ``dataset.get_batch(indices)``
+    maps it again in the main process; on a 2-CPU machine that, not the cropping, caps it at
+    ~4,500 patches/s (96 px, batch 16; this ring: ~17,000, see the module docstring). Here a
+    ring of ``prefetch_factor * workers + 2`` batch-sized slots is allocated once, before the
+    workers start; a worker writes batch number ``f`` into slot ``f % slots`` and returns only the
+    slot number; the main process copies the slot out (into pinned memory when ``pin_memory``)
+    before asking for the next batch. The DataLoader never has more than ``prefetch_factor *
+    workers`` fetches outstanding, so a slot is never rewritten before it has been copied. Batches are exactly ``dataset.get_batch(indices)``
     (or the stacked items, for datasets without ``get_batch``), in the batch sampler's order.
     Items must be tuples of float32 tensors of fixed shape (probed on ``dataset[0]``).
     """
@@ -200,11 +220,20 @@ def make_train_loader(dataset, config, start_iter: int = 0, num_replicas: int = 
     seed = int(_config_get(config, "seed", 0))
     sampler = ResumableBatchSampler(len(dataset), int(config.batch_size), seed, start_iter, num_replicas, rank,
                                     start_position)
+    opts = loader_settings(config)
+    return TrainLoader(dataset, sampler, num_workers=opts["num_workers"], pin_memory=opts["pin_memory"],
+                       multiprocessing_context=opts["multiprocessing_context"], seed=seed + rank)
+
+
+def loader_settings(config) -> dict:
+    """The worker and memory settings the kit uses for ``config``: ``config.workers`` workers,
+    forked on Linux (a memory cache is then shared, not pickled into each worker), pinned batches
+    when CUDA is used. Also what ``benchmarks/bench_data.py`` gives the stock DataLoader it
+    compares against, so both run as the kit would run them."""
     workers = int(_config_get(config, "workers", 0))
     device = str(_config_get(config, "device", "auto"))
     context = None
     if workers > 0 and sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
         context = "fork"
-    return TrainLoader(dataset, sampler, num_workers=workers,
-                       pin_memory=torch.cuda.is_available() and not device.startswith("cpu"),
-                       multiprocessing_context=context, seed=seed + rank)
+    return dict(num_workers=workers, multiprocessing_context=context,
+                pin_memory=torch.cuda.is_available() and not device.startswith("cpu"))
