@@ -54,8 +54,8 @@ from pathlib import Path
 import numpy as np
 
 from course_sr.plumbing.errors import user_errors
+from course_sr.utils import file_sha256
 from course_sr.data.lists import write_data_list
-from course_sr.data.download import sha256_of
 
 SAMPLE_VERSION = 2                  # bump when images, crops or layout change: caches rebuild
 SCALE = 4
@@ -134,7 +134,7 @@ def _build(dest: Path) -> dict[str, str]:
         write_data_list(dest / f"data_lists/{split}_images.csv", sorted(rows))
     for p in sorted(dest.rglob("*")):
         if p.is_file():
-            files[p.relative_to(dest).as_posix()] = sha256_of(p)
+            files[p.relative_to(dest).as_posix()] = file_sha256(p)
     return files
 
 
