@@ -7,7 +7,7 @@
 Why: the template opens and decodes two full PNGs for every 96 px training patch. A DIV2K PNG
 takes ~55 ms to decode, so two CPUs (Colab) deliver ~35 patches/s and the GPU waits. Here each
 image is decoded ONCE, then a patch is a numpy slice (microseconds). ``config.cache`` picks where
-the decoded pixels live:
+the decoded pixels live (``course_sr.data.store.ImageStore``):
 
 - ``"memory"`` (default): one flat uint8 buffer in RAM, filled before the DataLoader workers fork,
   so workers share it copy-on-write (one Python object, the pages are never written: no copies).
@@ -55,13 +55,10 @@ file.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -69,21 +66,39 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from course_sr.data.lists import check_listed_files, find_data_list, list_path, read_data_list
+from course_sr.data.listfiles import check_listed_files, find_data_list, list_path, read_data_list
+# The batch stream (sampler + shared-ring loader) is its own idea: course_sr/data/loader.py. Its names
+# stay importable from here, where course material and older code look for them.
+from course_sr.data.loader import ResumableBatchSampler, TrainLoader, make_train_loader  # noqa: F401
+from course_sr.data.store import CACHE_MODES, ImageStore
+from course_sr.imresize import matlab_lr
 from course_sr.plumbing.errors import UserError
-from course_sr.data.loader import _config_get
-from course_sr.utils import load_image
+from course_sr.utils import config_get, load_image
 
 log = logging.getLogger(__name__)
 
-CACHE_MODES = ("memory", "disk", "none")
-_DISK_FORMAT = 1                          # bump when the disk cache's content rules change
 _GB = 1e9
 
 
 # --------------------------------------------------------------------------------------
 # Small pieces shared with other datasets (e.g. CycleSR's unpaired one)
 # --------------------------------------------------------------------------------------
+def check_data_paths(config) -> None:
+    """Raise one ``ValueError`` when ``config`` says nowhere where the images are (``data_root``
+    and ``HR_data_folder`` both None).
+
+    Datasets build nothing on disk: the embedded sample (``data_root=None``) is built and its
+    paths filled in where paths are resolved, by ``course_sr.training.data_config(config)`` or
+    ``course_sr.data.sample.resolve_data(config)``, before a dataset is made.
+    """
+    if config_get(config, "data_root") is None and config_get(config, "HR_data_folder") is None:
+        raise ValueError(
+            "config.data_root and config.HR_data_folder are both None, so the dataset does not know where "
+            "the images are (a dataset builds nothing on disk). Resolve the data paths first: "
+            "config = course_sr.training.data_config(config) (data_root None: the embedded sample), or "
+            "course_sr.data.sample.resolve_data(config); or set data_root to your data folder")
+
+
 def image_size(path) -> tuple[int, int]:
     """``(height, width)`` from the file header (no decoding). Errors name the file."""
     path = Path(path)
@@ -172,114 +187,6 @@ class CacheTooLargeError(UserError, ValueError):
     """A memory cache larger than the available RAM, refused before decoding (sizes in the message)."""
 
 
-class ImageStore:
-    """N uint8 ``(H, W, 3)`` images: ``store[i]`` returns image i (a view for cached modes).
-
-    Build with :meth:`build`. ``mode`` is "memory" (one flat RAM buffer), "disk" (one
-    memory-mapped ``.npy`` file) or "none" (decode on every access). ``shapes[i]`` is the shape
-    ``store[i]`` will have; ``replace[i]``, when given, is a function that makes image i instead of
-    decoding ``paths[i]`` (used for regenerated LR files).
-    """
-
-    def __init__(self, paths, shapes, mode, buffer=None, offsets=None, npy_path=None, replace=None):
-        self.paths = [str(p) for p in paths]
-        self.shapes = [tuple(s) for s in shapes]
-        self.mode = mode
-        self.offsets = offsets
-        self.npy_path = npy_path
-        self.replace = replace or {}
-        self._buf = buffer
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def _decode(self, i: int) -> np.ndarray:
-        if i in self.replace:
-            img = self.replace[i]()
-        else:
-            img = load_image(self.paths[i])
-        if img.shape != self.shapes[i]:
-            raise ValueError(f"{self.paths[i]}: decoded shape {img.shape} differs from its header "
-                             f"{self.shapes[i]}")
-        return img
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        if self.mode == "none":
-            return self._decode(i)
-        if self._buf is None:                      # a worker that received a pickled disk store
-            self._buf = np.load(self.npy_path, mmap_mode="r")
-        off = self.offsets[i]
-        h, w, c = self.shapes[i]
-        return self._buf[off:off + h * w * c].reshape(h, w, c)
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        if self.mode == "disk":
-            state["_buf"] = None                   # reopen the mapping, never pickle the pixels
-        if self.mode != "none":
-            state["replace"] = {}                  # already decoded into the buffer
-        return state
-
-    def _fill(self, buf: np.ndarray, threads: int) -> None:
-        """Decode every image into ``buf`` at its offset (threads: PIL releases the GIL)."""
-        def one(i):
-            h, w, c = self.shapes[i]
-            buf[self.offsets[i]:self.offsets[i] + h * w * c] = self._decode(i).reshape(-1)
-
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            list(pool.map(one, range(len(self))))
-
-    @classmethod
-    def build(cls, paths, shapes, mode="memory", cache_dir=None, tag="images", replace=None,
-              threads=None) -> "ImageStore":
-        """Decode ``paths`` (with header ``shapes`` ``(H, W, 3)``) into a store of this mode."""
-        if mode not in CACHE_MODES:
-            raise ValueError(f"cache must be one of {CACHE_MODES}, got {mode!r}")
-        store = cls(paths, shapes, mode, replace=replace)
-        if mode == "none":   # made images: make each once now, not on every access
-            store.replace = {i: _Const(f()) for i, f in store.replace.items()}
-            return store
-        sizes = [h * w * c for h, w, c in store.shapes]
-        store.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64).tolist()
-        threads = threads or min(4, os.cpu_count() or 1)
-        if mode == "memory":
-            buf = np.empty(sum(sizes), dtype=np.uint8)
-            store._fill(buf, threads)
-            store._buf = buf
-            return store
-        # disk: one raw .npy per store, named by what it was made from
-        if cache_dir is None:
-            raise ValueError("cache='disk' needs a cache_dir")
-        cache_dir = Path(cache_dir)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        key = hashlib.sha1(json.dumps(
-            [_DISK_FORMAT, sorted(store.replace)] +
-            [[os.path.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns, list(s)]
-             for p, s in zip(store.paths, store.shapes)]).encode()).hexdigest()[:16]
-        final = cache_dir / f"{tag}-{key}.npy"
-        if not final.is_file():
-            tmp = cache_dir / f".{final.name}.tmp-{os.getpid()}"
-            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(max(1, sum(sizes)),))
-            store._fill(mm, threads)
-            mm.flush()
-            del mm
-            os.replace(tmp, final)
-            log.info("disk cache written: %s (%.2f GB)", final, sum(sizes) / _GB)
-        store.npy_path = str(final)
-        store._buf = np.load(final, mmap_mode="r")
-        if store._buf.shape[0] < sum(sizes):
-            raise ValueError(f"disk cache {final} is shorter than expected; delete it and retry")
-        return store
-
-
-class _Const:
-    """A picklable zero-argument function returning a fixed array."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def __call__(self):
-        return self.value
 
 
 # --------------------------------------------------------------------------------------
@@ -291,7 +198,7 @@ class SRDataset(Dataset):
     Args:
         split: a data list name: ``<config.csv_folder>/<split>_images.csv``.
         config: EasyDict with ``csv_folder``, ``HR_data_folder``/``LR_data_folder`` (or
-            ``data_root``; ``data_root=None`` means the embedded sample), ``scaling_factor``,
+            ``data_root``), ``scaling_factor``,
             ``crop_size``, ``patch_num``, ``seed``, ``cache``, ``cache_dir``, ``cache_max_gb``.
         train: random patches (True) or whole images (False). Default: True when split is
             "train" or ``config.train_split``.
@@ -304,18 +211,14 @@ class SRDataset(Dataset):
     """
 
     def __init__(self, split: str, config, train: bool | None = None, cache: str | None = None):
-        if _config_get(config, "data_root") is None and _config_get(config, "HR_data_folder") is None:
-            from easydict import EasyDict
-
-            from course_sr.data.sample import resolve_data
-            config = resolve_data(EasyDict(dict(config)))
+        check_data_paths(config)
         self.split = split
-        self.scale = int(_config_get(config, "scaling_factor", 4))
-        self.crop_size = int(_config_get(config, "crop_size", 96))
-        self.patch_num = int(_config_get(config, "patch_num", 100))
-        self.seed = int(_config_get(config, "seed", 0))
+        self.scale = int(config_get(config, "scaling_factor", 4))
+        self.crop_size = int(config_get(config, "crop_size", 96))
+        self.patch_num = int(config_get(config, "patch_num", 100))
+        self.seed = int(config_get(config, "seed", 0))
         if train is None:
-            train = split in ("train", _config_get(config, "train_split", "train"))
+            train = split in ("train", config_get(config, "train_split", "train"))
         self.train = bool(train)
         if self.train and self.patch_num < 1:
             raise ValueError(f"patch_num must be >= 1, got {self.patch_num}")
@@ -323,12 +226,12 @@ class SRDataset(Dataset):
             raise ValueError(f"crop_size {self.crop_size} must be a positive multiple of scaling_factor {self.scale}")
         self.lr_patch = self.crop_size // self.scale
 
-        data_root = _config_get(config, "data_root")
-        hr_folder = _config_get(config, "HR_data_folder", data_root)
-        lr_folder = _config_get(config, "LR_data_folder", data_root)
+        data_root = config_get(config, "data_root")
+        hr_folder = config_get(config, "HR_data_folder", data_root)
+        lr_folder = config_get(config, "LR_data_folder", data_root)
         # The kit's one rule for where a list lives (course_sr.data.lists.find_data_list).
         csv_folder = find_data_list(split, data_root if data_root is not None else hr_folder,
-                                    _config_get(config, "csv_folder"), self.scale).parent
+                                    config_get(config, "csv_folder"), self.scale).parent
         rows = read_data_list(csv_folder, split)
         lr_only = [lr for hr, lr in rows if not hr]
         if lr_only:
@@ -348,17 +251,17 @@ class SRDataset(Dataset):
         lr_shapes = [(H // self.scale, W // self.scale, 3) if i in self.regenerated else (h, w, 3)
                      for i, ((H, W), (h, w)) in enumerate(zip(hr_sizes, lr_sizes))]
 
-        mode = cache if cache is not None else (_config_get(config, "cache", "memory") if self.train else "none")
+        mode = cache if cache is not None else (config_get(config, "cache", "memory") if self.train else "none")
         if mode not in CACHE_MODES:
             raise ValueError(f"cache must be one of {CACHE_MODES}, got {mode!r}")
         self.cache = mode
         hr_shapes = [(H, W, 3) for H, W in hr_sizes]
         self.cache_bytes = 0 if mode == "none" else sum(h * w * 3 for h, w, _ in hr_shapes + lr_shapes)
         if mode != "none":
-            self._check_memory(mode, _config_get(config, "cache_max_gb"))
-        self.cache_dir = _config_get(config, "cache_dir")     # where "disk" stores live (None: unused)
+            self._check_memory(mode, config_get(config, "cache_max_gb"))
+        self.cache_dir = config_get(config, "cache_dir")     # where "disk" stores live (None: unused)
         if self.cache_dir is None and mode == "disk":
-            self.cache_dir = Path(_config_get(config, "data_root", hr_folder)) / ".cache_npy"
+            self.cache_dir = Path(config_get(config, "data_root", hr_folder)) / ".cache_npy"
         t0 = time.perf_counter()
         replace = {i: _RegeneratedLR(self.hr_paths[i], self.scale) for i in self.regenerated}
         self.hr = ImageStore.build(self.hr_paths, hr_shapes, mode, self.cache_dir, f"{split}-HR")
@@ -490,11 +393,4 @@ class _RegeneratedLR:
         self.hr_path, self.scale = hr_path, scale
 
     def __call__(self) -> np.ndarray:
-        from course_sr.imresize import matlab_lr
-
         return matlab_lr(load_image(self.hr_path), self.scale)
-
-
-# The batch stream (sampler + shared-ring loader) is its own idea: course_sr/loader.py. Its names
-# stay importable from here, where course material and older code look for them.
-from course_sr.data.loader import ResumableBatchSampler, TrainLoader, make_train_loader  # noqa: E402,F401

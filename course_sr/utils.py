@@ -1,4 +1,5 @@
-"""Small helpers every part of the kit uses: range conversion, image files, meters, seeds.
+"""Small helpers every part of the kit uses: range conversion, image files, meters, seeds,
+config lookups and file hashes.
 
 ``convert_image(img, source, target)`` is THE one place where pixel ranges change (as in
 sgrvinod's SRGAN tutorial, which this kit follows). The ranges in play:
@@ -13,6 +14,7 @@ Image files are read with :func:`load_image`, which always gives an ``H x W x 3`
 """
 from __future__ import annotations
 
+import hashlib
 import random
 from pathlib import Path
 
@@ -182,11 +184,15 @@ def with_image(path, read):
         raise ValueError(f"cannot read image {path}: {err}") from err
 
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# The kit's one list of image file extensions (compared lower-case), for every folder scan: data
+# lists, evaluation folders, upscaling and rating inputs. ``.png`` first: where a stem exists with
+# several extensions, scans that must pick one take the first. ``.webp`` is in it because Pillow
+# decodes WebP, so ``load_image`` reads such a file like any other.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def list_images(folder) -> list[Path]:
-    """The image files (``IMAGE_EXTS``) directly in ``folder``, sorted.
+    """The image files (``IMAGE_EXTENSIONS``) directly in ``folder``, sorted.
 
     Callers write one output per input named by its stem, so two inputs with the same stem are
     an error, as are a missing folder and one without images (messages name the folder).
@@ -194,9 +200,9 @@ def list_images(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        raise ValueError(f"no images ({', '.join(IMAGE_EXTS)}) in folder {folder}")
+        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {folder}")
     stems: dict[str, Path] = {}
     for p in files:
         if p.stem in stems:
@@ -222,6 +228,26 @@ def save_image(path, image: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path)
     return path
+
+
+def file_sha256(path) -> str:
+    """The sha256 of a file's bytes as 64 lower-case hex digits, read in 4 MiB blocks (a 3.5 GB
+    archive never sits in memory at once)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------
+# Configs
+# --------------------------------------------------------------------------------------
+def config_get(config, key: str, default=None):
+    """``config[key]`` for dicts, EasyDicts and plain objects alike; ``default`` when the key is
+    absent OR its value is None (a config's None means "not set", so the default applies)."""
+    value = config.get(key, default) if hasattr(config, "get") else getattr(config, key, default)
+    return default if value is None else value
 
 
 # --------------------------------------------------------------------------------------

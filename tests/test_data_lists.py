@@ -52,6 +52,19 @@ def test_names_with_dots_upper_case_extensions_and_commas(tmp_path):
         ("benchmark/Set14/HR/img.v2.PNG", "benchmark/Set14/LR_bicubic/X4/img.v2x4.png")]
 
 
+
+def test_webp_files_are_listed_like_any_image_the_kit_reads(tmp_path):
+    """The folder scan uses the kit's one extension list (course_sr.utils.IMAGE_EXTENSIONS), which
+    has .webp because load_image reads it; a .png partner is still preferred to a .webp one."""
+    root = tmp_path / "data"
+    touch(root, "benchmark/Set5/HR/bird.webp", "benchmark/Set5/LR_bicubic/X4/birdx4.webp",
+          "benchmark/Set5/HR/baby.png", "benchmark/Set5/LR_bicubic/X4/babyx4.webp",
+          "benchmark/Set5/LR_bicubic/X4/babyx4.png")
+    dl.create_data_lists(root, tmp_path / "lists", splits=["Set5"])
+    assert dl.read_data_list(tmp_path / "lists", "Set5") == [
+        ("benchmark/Set5/HR/baby.png", "benchmark/Set5/LR_bicubic/X4/babyx4.png"),
+        ("benchmark/Set5/HR/bird.webp", "benchmark/Set5/LR_bicubic/X4/birdx4.webp")]
+
 def test_missing_lr_error_lists_every_file(tmp_path):
     root = tmp_path / "data"
     touch(root, "benchmark/Set5/HR/a.png", "benchmark/Set5/HR/b.png", "benchmark/Set5/HR/c.png",

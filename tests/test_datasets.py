@@ -367,6 +367,22 @@ def test_lr_only_rows_are_refused(tmp_path):
         SRDataset("unpaired_real_lr", config(tmp_path))
 
 
+
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_a_config_without_data_paths_is_one_clear_error_and_builds_nothing(tmp_path, monkeypatch, as_dict):
+    """data_root and HR_data_folder both None: the dataset names the settings and what to call; the
+    embedded sample is resolved by the entry points (training.data_config), never by a dataset."""
+    monkeypatch.setenv("COURSE_SR_SAMPLE_DIR", str(tmp_path / "sample"))
+    cfg = get_config(None, data_root=None, crop_size=CROP, scaling_factor=SCALE)
+    assert cfg.data_root is None and cfg.HR_data_folder is None
+    with pytest.raises(ValueError) as info:
+        SRDataset("train", dict(cfg) if as_dict else cfg)
+    message = str(info.value)
+    assert "data_root" in message and "HR_data_folder" in message and "both None" in message
+    assert "course_sr.training.data_config(config)" in message
+    assert "course_sr.data.sample.resolve_data(config)" in message
+    assert not (tmp_path / "sample").exists()                     # nothing built on disk
+
 @pytest.mark.parametrize("cache", ["memory", "none"])
 def test_size_mismatch_regenerates_lr_with_a_warning(tmp_path, cache):
     hr = random_image(30, 41)

@@ -13,10 +13,8 @@ import re
 import shutil
 import socket
 import stat
-import sys
 import tarfile
 import threading
-import types
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +23,10 @@ import pytest
 from PIL import Image
 
 import course_sr.data.download as dl
-from course_sr.data.download import MARKER, Archive, DownloadError, download
+import course_sr.data.extract as ex
+from course_sr.data.archives import Archive, DownloadError
+from course_sr.data.download import download
+from course_sr.data.extract import MARKER
 
 
 # --------------------------------------------------------------------------------------
@@ -270,7 +271,7 @@ def test_full_download_extracts_standard_layout(tmp_path, server, table, keep):
     assert (tmp_path / "benchmark/Set5/LR_bicubic/X4/babyx4.png").is_file()
     for a in table:
         for _, target in a.folders:
-            info = dl._marker(tmp_path, target)
+            info = ex._marker(tmp_path, target)
             assert info["sha256"] == a.sha256 and info["archive"] == a.name
     kept = sorted(p.name for p in (tmp_path / dl.DOWNLOADS).iterdir())
     assert kept == (sorted(a.name for a in table) if keep else [])
@@ -336,7 +337,7 @@ def test_server_ignoring_range_restarts_cleanly(tmp_path, server, table):
     run(tmp_path, [archive])                               # asks for a range, gets the whole file
     cut = archive.size // 2
     assert server.requests_for(archive.name) == [(None, 200), (f"bytes={cut}-", 200)]
-    assert dl._marker(tmp_path, "DIV2K/DIV2K_train_HR")["sha256"] == archive.sha256
+    assert ex._marker(tmp_path, "DIV2K/DIV2K_train_HR")["sha256"] == archive.sha256
 
 
 def test_range_answer_from_wrong_offset_restarts(tmp_path, server, table):
@@ -347,7 +348,7 @@ def test_range_answer_from_wrong_offset_restarts(tmp_path, server, table):
         run(tmp_path, [archive], retries=0)
     run(tmp_path, [archive], retries=1)                    # 206 from byte 0: discard, start over
     assert server.requests_for(archive.name) == [(None, 200), ("bytes=100-", 206), (None, 200)]
-    assert dl._marker(tmp_path, "DIV2K/DIV2K_train_HR")["sha256"] == archive.sha256
+    assert ex._marker(tmp_path, "DIV2K/DIV2K_train_HR")["sha256"] == archive.sha256
 
 
 def test_finished_part_file_is_not_downloaded_again(tmp_path, server, table):
@@ -368,7 +369,7 @@ def test_complete_part_of_unknown_size_ends_with_416(tmp_path, server, table):
     part.write_bytes(server.files[archive.name])
     run(tmp_path, [archive])
     assert server.requests_for(archive.name) == [(f"bytes={len(server.files[archive.name])}-", 416)]
-    assert dl._marker(tmp_path, "DIV2K/DIV2K_train_LR_bicubic/X4")["files"] == 3
+    assert ex._marker(tmp_path, "DIV2K/DIV2K_train_LR_bicubic/X4")["files"] == 3
 
 
 def test_stalled_server_times_out_with_clear_error(tmp_path, server, table):
@@ -461,7 +462,7 @@ def test_path_traversal_member_rejected(tmp_path, server, fmt, evil):
 # --------------------------------------------------------------------------------------
 def test_interrupted_extraction_leaves_nothing_complete_and_rerun_finishes(tmp_path, server, table, monkeypatch):
     archive = table[2]                                     # two target folders
-    real_copy, calls = dl._copy_member, []
+    real_copy, calls = ex._copy_member, []
 
     def power_cut(member, dest):
         calls.append(dest)
@@ -469,14 +470,14 @@ def test_interrupted_extraction_leaves_nothing_complete_and_rerun_finishes(tmp_p
             raise KeyboardInterrupt("simulated kill mid-extraction")
         real_copy(member, dest)
 
-    monkeypatch.setattr(dl, "_copy_member", power_cut)
+    monkeypatch.setattr(ex, "_copy_member", power_cut)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, [archive])
     assert not (tmp_path / "benchmark/Set5").exists() and not (tmp_path / "benchmark/Set14").exists()
     assert leftovers(tmp_path) == []
     assert (tmp_path / dl.DOWNLOADS / archive.name).is_file()    # verified archive kept for the rerun
 
-    monkeypatch.setattr(dl, "_copy_member", real_copy)
+    monkeypatch.setattr(ex, "_copy_member", real_copy)
     assert run(tmp_path, [archive]) == {archive.name: "extracted"}
     assert server.requests_for(archive.name) == [(None, 200)]   # not downloaded again
     for rel, data in BENCH_FILES.items():
@@ -489,7 +490,7 @@ def test_partial_folder_of_a_killed_run_is_replaced(tmp_path, server, table):
     stale = tmp_path / "DIV2K/.DIV2K_train_HR.partial"
     stale.mkdir(parents=True)
     (stale / "0001.png").write_bytes(b"half written")
-    assert not dl._all_complete(tmp_path, archive)
+    assert not ex.all_complete(tmp_path, archive)
     run(tmp_path, [archive])
     assert leftovers(tmp_path) == []
     assert (tmp_path / "DIV2K/DIV2K_train_HR/0001.png").read_bytes() == HR_FILES["DIV2K_train_HR/0001.png"]
@@ -524,9 +525,7 @@ def test_archive_without_expected_folder_is_refused(tmp_path, server):
 # --------------------------------------------------------------------------------------
 def test_data_lists_are_made_for_fetched_splits(tmp_path, server, table, monkeypatch):
     calls = []
-    fake = types.ModuleType("course_sr.data.lists")
-    fake.create_data_lists = lambda root, **kw: calls.append((Path(root), kw))
-    monkeypatch.setitem(sys.modules, "course_sr.data.lists", fake)
+    monkeypatch.setattr(dl, "create_data_lists", lambda root, **kw: calls.append((Path(root), kw)))
     run(tmp_path, table, data_lists=tmp_path / "lists")
     assert calls == [(tmp_path, {"out_folder": tmp_path / "lists", "splits": None})]   # every split found
     run(tmp_path, table, data_lists=True)
@@ -703,14 +702,14 @@ def test_extraction_is_capped_relative_to_the_expected_size(tmp_path, server, fm
 def test_bytes_written_are_counted_against_the_cap(tmp_path, server, table, monkeypatch):
     """Should a member write more than the declared sizes add up to, extraction stops at the cap."""
     archive = table[0]
-    real_copy = dl._copy_member
+    real_copy = ex._copy_member
 
     def lying(member, dest):
         real_copy(member, dest)
         with open(dest, "ab") as f:                     # as if the member held more than it said
             f.write(b"\0" * len(server.files[archive.name]))
 
-    monkeypatch.setattr(dl, "_copy_member", lying)
+    monkeypatch.setattr(ex, "_copy_member", lying)
     with pytest.raises(DownloadError, match=r"DIV2K_train_HR\.zip: extraction wrote [\d,]+ bytes, over the cap"):
         run(tmp_path, [archive])
     assert leftovers(tmp_path) == [] and not (tmp_path / "DIV2K").exists()
@@ -718,18 +717,18 @@ def test_bytes_written_are_counted_against_the_cap(tmp_path, server, table, monk
 
 def test_member_longer_than_declared_is_refused(tmp_path):
     src = io.BytesIO(b"x" * 10)
-    member = dl._Member("a.png", ["a.png"], False, 4, lambda: src)
+    member = ex._Member("a.png", ["a.png"], False, 4, lambda: src)
     with pytest.raises(DownloadError, match=r"member 'a\.png' holds more bytes than the 4 its archive declares"):
-        dl._copy_member(member, tmp_path / "a.png")
+        ex._copy_member(member, tmp_path / "a.png")
 
 
 def test_cap_leaves_room_for_real_archives(tmp_path):
     """PNGs do not shrink in a zip and a tar stores its files as they are: the real archives fit."""
     for a in dl.ARCHIVES:
-        assert dl.extraction_cap(a, tmp_path)[0] == 2 * a.size
+        assert ex.extraction_cap(a, tmp_path)[0] == 2 * a.size
     own = tmp_path / "benchmark.tar"
     own.write_bytes(b"\0" * 1000)
-    assert dl.extraction_cap(replace_size(dl.ARCHIVES[-1], None), own) == (10_000, "10 x the archive's own 1,000 bytes")
+    assert ex.extraction_cap(replace_size(dl.ARCHIVES[-1], None), own) == (10_000, "10 x the archive's own 1,000 bytes")
 
 
 def replace_size(a: Archive, size):
@@ -817,7 +816,7 @@ def test_unwritable_member_is_a_download_error_naming_it(tmp_path, server, table
     def refuse(member, dest):
         raise IsADirectoryError(errno.EISDIR, "Is a directory", str(dest))
 
-    monkeypatch.setattr(dl, "_copy_member", refuse)
+    monkeypatch.setattr(ex, "_copy_member", refuse)
     with pytest.raises(DownloadError, match=r"cannot extract member 'DIV2K_train_HR/0001\.png' of .*: Is a directory"):
         run(tmp_path, [table[0]])
     assert leftovers(tmp_path) == []
@@ -827,7 +826,7 @@ def test_disk_full_while_extracting(tmp_path, server, table, monkeypatch):
     archive = table[2]                                      # two target folders
     root = tmp_path / "root"
     run(root, [table[0]])                                   # an earlier archive's folder stays
-    real_copy, calls = dl._copy_member, []
+    real_copy, calls = ex._copy_member, []
 
     def full(member, dest):
         calls.append(dest)
@@ -837,7 +836,7 @@ def test_disk_full_while_extracting(tmp_path, server, table, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device", str(dest))
         real_copy(member, dest)
 
-    monkeypatch.setattr(dl, "_copy_member", full)
+    monkeypatch.setattr(ex, "_copy_member", full)
     with pytest.raises(DownloadError) as info:
         run(root, [archive])
     msg = str(info.value)
@@ -845,7 +844,7 @@ def test_disk_full_while_extracting(tmp_path, server, table, monkeypatch):
     assert len(msg.splitlines()) == 1
     assert leftovers(root) == [] and not (root / "benchmark").exists()
     assert (root / "DIV2K/DIV2K_train_HR/0001.png").is_file()
-    monkeypatch.setattr(dl, "_copy_member", real_copy)
+    monkeypatch.setattr(ex, "_copy_member", real_copy)
     assert run(root, [archive]) == {archive.name: "extracted"}     # space freed: the rerun finishes
 
 

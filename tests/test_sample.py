@@ -128,7 +128,8 @@ def test_quick_config_reads_the_sample_through_srdataset(monkeypatch, sample_roo
     from course_sr.datasets import SRDataset
 
     monkeypatch.setenv(sample.ENV_DIR, str(sample_root))
-    cfg = get_config("quick")
+    cfg = sample.resolve_data(get_config("quick"))      # the entry points resolve; datasets build nothing
+    assert cfg.data_root == str(sample_root)
     ds = SRDataset(cfg.train_split, cfg)
     lr, hr = ds[0]
     assert lr.shape == (3, cfg.crop_size // 4, cfg.crop_size // 4) and hr.shape == (3, cfg.crop_size, cfg.crop_size)

@@ -112,6 +112,16 @@ def test_real_lr_smaller_than_the_patch_is_a_clear_error(root):
         UnpairedDataset(cfg(root, real_lr_split="tr", train_split="big", degradation="fixed", crop_size=72))
 
 
+
+def test_a_config_without_data_paths_is_the_datasets_one_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_SR_SAMPLE_DIR", str(tmp_path / "sample"))
+    unresolved = get_config("cyclesr-quick", data_root=None)
+    assert unresolved.data_root is None and unresolved.HR_data_folder is None
+    with pytest.raises(ValueError, match=r"data_root and config\.HR_data_folder are both None.*"
+                                         r"course_sr\.training\.data_config\(config\)"):
+        UnpairedDataset(unresolved)
+    assert not (tmp_path / "sample").exists()                     # a dataset builds nothing on disk
+
 def test_lr_only_rows_cannot_be_synthesised(root):
     with pytest.raises(ValueError, match="no HR file"):
         UnpairedDataset(cfg(root, degradation="fixed"))

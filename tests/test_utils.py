@@ -1,6 +1,8 @@
-"""convert_image ranges, image file reading rules and errors, AverageMeter, seeding."""
+"""convert_image ranges, image file reading rules and errors, AverageMeter, seeding, config lookups,
+file hashes and the image extensions."""
 from __future__ import annotations
 
+import hashlib
 import random
 import struct
 import zlib
@@ -10,7 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from course_sr.utils import AverageMeter, convert_image, load_image, save_image, seed_everything
+from easydict import EasyDict
+
+from course_sr.utils import (IMAGE_EXTENSIONS, AverageMeter, config_get, convert_image, file_sha256, list_images,
+                             load_image, save_image, seed_everything)
 
 
 @pytest.fixture
@@ -177,3 +182,32 @@ def test_imagenet_norm_is_computed_in_float32_for_half_inputs(dtype, source):
     out = convert_image(x, source, "imagenet-norm")
     assert out.dtype == torch.float32
     assert torch.equal(out, convert_image(x.float(), source, "imagenet-norm"))
+
+
+def test_config_get_reads_dicts_easydicts_and_objects_and_treats_none_as_unset():
+    class Plain:
+        crop_size = 24
+        cache = None
+
+    for config in ({"crop_size": 24, "cache": None}, EasyDict(crop_size=24, cache=None), Plain()):
+        assert config_get(config, "crop_size") == 24
+        assert config_get(config, "cache", "memory") == "memory"      # None: the default applies
+        assert config_get(config, "absent", 7) == 7
+        assert config_get(config, "absent") is None
+
+
+def test_file_sha256_is_hashlib_of_the_bytes(tmp_path):
+    data = bytes(range(256)) * 20_000                                  # over one 4 MiB read block
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+    assert file_sha256(str(path)) == file_sha256(path)
+
+
+def test_webp_is_an_image_extension_load_image_reads(tmp_path):
+    """One extension list for every scan; WebP is in it because Pillow decodes it."""
+    assert IMAGE_EXTENSIONS[0] == ".png" and ".webp" in IMAGE_EXTENSIONS
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "a.webp", lossless=True)
+    assert list_images(tmp_path) == [tmp_path / "a.webp"]
+    assert np.array_equal(load_image(tmp_path / "a.webp"), pixels)

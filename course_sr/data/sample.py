@@ -53,9 +53,10 @@ from pathlib import Path
 
 import numpy as np
 
+from course_sr.data.listfiles import write_data_list
+from course_sr.imresize import matlab_lr
 from course_sr.plumbing.errors import user_errors
-from course_sr.data.lists import write_data_list
-from course_sr.data.download import sha256_of
+from course_sr.utils import file_sha256, save_image
 
 SAMPLE_VERSION = 2                  # bump when images, crops or layout change: caches rebuild
 SCALE = 4
@@ -90,6 +91,7 @@ def default_root() -> Path:
 
 def _photo(func: str, box) -> np.ndarray:
     """The crop of one skimage photo as uint8 ``(H, W, 3)``."""
+    # Deferred: scikit-image is not ours and is slow to import; only a first build needs it.
     import skimage.data
 
     img = np.asarray(getattr(skimage.data, func)())
@@ -105,9 +107,6 @@ def _photo(func: str, box) -> np.ndarray:
 
 def _build(dest: Path) -> dict[str, str]:
     """Write every image, LR and list under ``dest``; returns ``{relative path: sha256}``."""
-    from course_sr.imresize import matlab_lr
-    from course_sr.utils import save_image
-
     files: dict[str, str] = {}
     lists: dict[str, list[tuple[str, str]]] = {split: [] for split in SPLITS}
 
@@ -134,7 +133,7 @@ def _build(dest: Path) -> dict[str, str]:
         write_data_list(dest / f"data_lists/{split}_images.csv", sorted(rows))
     for p in sorted(dest.rglob("*")):
         if p.is_file():
-            files[p.relative_to(dest).as_posix()] = sha256_of(p)
+            files[p.relative_to(dest).as_posix()] = file_sha256(p)
     return files
 
 
@@ -190,7 +189,10 @@ def resolve_data(cfg):
 
     Sets ``data_root`` and, when they are None, ``csv_folder`` (the sample's own ``data_lists``),
     ``HR_data_folder`` and ``LR_data_folder``. A config with a data_root keeps its ``csv_folder``
-    (None: each split's list is found by ``data_lists.find_data_list``). Mutates and returns cfg.
+    (None: each split's list is found by ``data.lists.find_data_list``). Mutates and returns cfg.
+
+    Called where paths are resolved (``course_sr.training.data_config``, the commands, the
+    notebooks' first cells): the datasets never build the sample themselves.
     """
     if cfg.get("data_root") is None:
         root = ensure_sample()

@@ -29,12 +29,12 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from easydict import EasyDict
 
-from course_sr.data.lists import find_data_list, list_path, read_data_list
-from course_sr.datasets import ImageStore, SRDataset, augment, crop_params, image_size, item_random, to_tensor
+from course_sr.data.listfiles import find_data_list, list_path, read_data_list
+from course_sr.data.store import ImageStore
+from course_sr.datasets import SRDataset, augment, check_data_paths, crop_params, image_size, item_random, to_tensor
 from course_sr.unpaired.degradations import Degradation, degrade, get_degradation
-from course_sr.utils import load_image
+from course_sr.utils import config_get, load_image
 
 _REAL_SALT = 0x7EA1  # the real-LR draws of item k use seed + salt: independent of its clean crop
 
@@ -58,9 +58,9 @@ class DegradedImage:
 
 
 def _list_folder(config: Mapping[str, Any], split: str) -> Path:
-    """The folder holding ``split``'s list, by the kit's one rule (``data_lists.find_data_list``)."""
-    return find_data_list(split, config.get("data_root"), config.get("csv_folder"),
-                          int(config.get("scaling_factor", 4))).parent
+    """The folder holding ``split``'s list, by the kit's one rule (``data.lists.find_data_list``)."""
+    return find_data_list(split, config_get(config, "data_root"), config_get(config, "csv_folder"),
+                          int(config_get(config, "scaling_factor", 4))).parent
 
 
 class UnpairedDataset(torch.utils.data.Dataset):
@@ -72,18 +72,16 @@ class UnpairedDataset(torch.utils.data.Dataset):
     clean images; the real-LR patch is a random crop, with its own flip/rotation, of a random
     real-LR image. ``len = clean images * patch_num``. Item ``k`` is a pure function of
     ``(config.seed, k)``. Real-LR images are decoded (or synthesised) once at construction, into
-    the same kind of cache as ``config.cache`` says.
+    the same kind of cache as ``config.cache`` says. ``config`` has its data paths filled in
+    (``course_sr.training.data_config``): a dataset builds nothing on disk.
 
     Raises (at construction, naming the split and file): ``ValueError`` when the real-LR domain
-    is empty or one of its images is smaller than the LR patch; ``FileNotFoundError`` for a
-    missing list or image.
+    is empty or one of its images is smaller than the LR patch, or when ``data_root`` and
+    ``HR_data_folder`` are both None; ``FileNotFoundError`` for a missing list or image.
     """
 
     def __init__(self, config: Mapping[str, Any], split: str | None = None, real_split: str | None = None):
-        if config.get("data_root") is None:                    # the embedded sample
-            from course_sr.data.sample import resolve_data
-
-            config = resolve_data(EasyDict(dict(config)))
+        check_data_paths(config)                                # the caller resolves the paths
         split = split or config["train_split"]
         real_split = real_split or config["real_lr_split"]
         self.paired = SRDataset(split, config, train=True)      # the clean domain (all its checks)
