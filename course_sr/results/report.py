@@ -8,9 +8,11 @@ or ``write_report(["runs/srgan"], eval_dir="outputs/eval", out="report.md")`` fr
 What it reads:
 
 - each run directory (written by the runner through :class:`course_sr.plumbing.records.RunRecords`):
-  ``checkpoints/last.pt`` (else the newest ``checkpoints/*.pt``), loaded with
-  ``torch.load(weights_only=True)``, for its ``config``, ``history``, ``method``, ``stage``,
-  ``iteration`` and ``best_psnr``; ``config.yaml`` when the checkpoint holds no config;
+  ``checkpoints/last.pt`` (else the newest ``checkpoints/*.pt``), read for its ``config``,
+  ``history``, ``method``, ``stage``, ``iteration`` and ``best_psnr`` only
+  (``load_checkpoint(verify=False)``: memory-mapped, so a report does not read hundreds of MB
+  of weights, and therefore without the checksum check); ``config.yaml`` when the checkpoint
+  holds no config;
 - the evaluation directory written by ``python -m course_sr evaluate --out DIR``: ``summary.json``
   (``{"<Set>": {"<method>": {"psnr", "ssim", "n"}}}``) and its CSV files;
 - the Set5 comparison sheets (``<dir>/Set5/sheets/*.png``) from the evaluation directory, its
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from course_sr.config import CYCLESR_KEYS, DEFAULTS, PRESETS, VGG_KEYS, non_defaults
+from course_sr.plumbing.checkpoint import load_checkpoint
 from course_sr.plumbing.errors import naming, user_errors
 from course_sr.results.explain import fmt as _fmt
 from course_sr.results.explain import results_notes, schedule_lines  # noqa: F401 - schedule_lines: public here too
@@ -113,31 +116,13 @@ def find_checkpoint(run_dir: str | os.PathLike) -> Path:
     return found[-1]
 
 
-def _torch_load(path: Path) -> dict:
-    import torch
-
-    try:
-        try:  # mmap: only the tensors we touch are read (a paper-size checkpoint is ~100s of MB)
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # legacy (non-zip) files cannot be memory-mapped
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, pickle error, a pickled module (weights_only refuses)
-        # torch's first sentence only: the rest advises weights_only=False, unsafe for a file of unknown origin
-        first = str(err).splitlines()[0].split(". ")[0] if str(err) else ""
-        raise RuntimeError(f"cannot read checkpoint {path}: corrupt, truncated, or not a weights-only torch "
-                           f"file ({type(err).__name__}: {first})") from err
-    if not isinstance(state, Mapping):
-        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a course_sr checkpoint dict")
-    return dict(state)
-
-
 def load_run(run_dir: str | os.PathLike, name: str | None = None) -> RunInfo:
     """Read a run directory: its checkpoint (config, history, progress) and ``config.yaml``."""
     import yaml
 
     run_dir = Path(run_dir)
     ckpt_path = find_checkpoint(run_dir)
-    state = _torch_load(ckpt_path)
+    state = load_checkpoint(ckpt_path, verify=False)     # metadata only: memory-mapped, not verified
     config = state.get("config")
     if not config:
         yaml_path = run_dir / "config.yaml"
