@@ -48,10 +48,16 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from course_sr.data.lists import IMAGE_EXTENSIONS, check_scale
+from course_sr.data.lists import (IMAGE_EXTENSIONS, MissingDataError, check_scale, find_data_list, find_layout,
+                                  lists_folder, missing_fix, read_data_list)
+from course_sr.data.sample import ensure_sample
+from course_sr.imresize import imresize
+from course_sr.metrics import mean_y_shift, psnr_ssim
+from course_sr.models import TorchBicubic
+from course_sr.plumbing.checkpoint import load_checkpoint, load_generator
 from course_sr.plumbing.distributed import resolve_device
 from course_sr.plumbing.errors import UserError, naming, user_errors
-from course_sr.metrics import mean_y_shift, psnr_ssim
+from course_sr.results.inference import super_resolve_uint8
 from course_sr.utils import convert_image, load_image
 
 CONVENTION = ("PSNR (dB) / SSIM on Y of MATLAB rgb2ycbcr (not rounded), {scale} px shaved from each border; "
@@ -80,9 +86,6 @@ def image_pairs(set_name: str, data_root, csv_folder=None, scale: int = 4) -> li
         FileNotFoundError: no folder or list for the set (says where it looked), or LR files
             missing (lists them).
     """
-    from course_sr.data.lists import (MissingDataError, find_data_list, find_layout, lists_folder, missing_fix,
-                                      read_data_list)
-
     root = Path(data_root)
     try:
         data_list = find_data_list(set_name, root, csv_folder, scale)
@@ -141,8 +144,6 @@ def parse_method(spec: str) -> tuple[str, Path | None]:
 def bicubic_bases(checkpoints) -> list[str]:
     """``["torch-bicubic"]`` when any of these checkpoints holds a ``bicubic_residual`` network
     (a table should then show the base it adds to beside MATLAB bicubic), else ``[]``."""
-    from course_sr.plumbing.checkpoint import load_checkpoint
-
     for path in checkpoints:
         if load_checkpoint(path).get("config", {}).get("bicubic_residual"):
             return ["torch-bicubic"]
@@ -158,14 +159,10 @@ def _load_methods(methods, scale: int, device) -> dict:
             raise ValueError(f"two methods are named {name!r}; name them with PATH=NAME")
         if path is None:
             if name == "torch-bicubic":
-                from course_sr.models import TorchBicubic
-
                 loaded[name] = TorchBicubic(scale)
             else:
                 loaded[name] = None
             continue
-        from course_sr.plumbing.checkpoint import load_generator
-
         model, info = load_generator(path, device)
         if int(info["scale"]) != scale:
             raise ValueError(f"checkpoint {path} is a x{info['scale']} model, but scale x{scale} was requested "
@@ -176,9 +173,6 @@ def _load_methods(methods, scale: int, device) -> dict:
 
 def _super_resolve_uint8(model, lr: np.ndarray, scale: int, device, tile) -> np.ndarray:
     """uint8 LR (H, W[, 3]) -> uint8 SR: bicubic (``model`` None) or the network, rounded as papers do."""
-    from course_sr.imresize import imresize
-    from course_sr.results.inference import super_resolve_uint8
-
     if model is None:
         return imresize(lr, scale)                     # uint8 in -> MATLAB-rounded uint8 out
     return super_resolve_uint8(model, lr, tile=tile, device=device)
@@ -191,7 +185,7 @@ def _lpips_scorer(device):
     for you here and a missing piece gives "not computed", never a number.
     """
     try:
-        import lpips                                   # optional; not a dependency of the kit
+        import lpips                                   # optional, heavy, not ours: imported only when asked
         net = lpips.LPIPS(net="alex", verbose=False).to(device).eval()
     except Exception as err:                           # no package, or weights not downloadable
         return None, f"{NOT_COMPUTED} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
@@ -236,8 +230,6 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
     """
     roots = dict(data_root) if isinstance(data_root, Mapping) else {s: data_root for s in sets}
     if any(roots.get(s) is None for s in sets):
-        from course_sr.data.sample import ensure_sample
-
         roots = {s: roots.get(s) or ensure_sample() for s in sets}
     device = resolve_device(device or "auto")
     scale = check_scale(scale)
@@ -251,7 +243,7 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
         per_method: dict[str, list[dict]] = {name: [] for name in models}
         it = set_pairs
         if progress:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm                 # not ours: loaded only for a progress bar
 
             it = tqdm(set_pairs, desc=set_name, leave=False)
         for image, hr_path, lr_path in it:           # each file decoded once, for every method

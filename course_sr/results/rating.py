@@ -417,7 +417,8 @@ def mean_ci95(values: Sequence[float]) -> tuple[float, tuple[float, float]]:
     mean = float(x.mean())
     if x.size < 2:
         return mean, (math.nan, math.nan)
-    from scipy.stats import t                                       # scipy comes with scikit-image
+    # scipy is heavy and not a dependency of ours (it comes with scikit-image): loaded only to score
+    from scipy.stats import t
 
     half = float(t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
     return mean, (mean - half, mean + half)

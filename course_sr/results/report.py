@@ -44,9 +44,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import yaml
+
 from course_sr.config import CYCLESR_KEYS, DEFAULTS, PRESETS, VGG_KEYS, non_defaults
 from course_sr.plumbing.checkpoint import load_checkpoint
 from course_sr.plumbing.errors import naming, user_errors
+from course_sr.results.evaluate import CONVENTION
 from course_sr.results.explain import fmt as _fmt
 from course_sr.results.explain import results_notes, schedule_lines  # noqa: F401 - schedule_lines: public here too
 from course_sr.results.markdown_html import markdown_to_html
@@ -76,8 +79,6 @@ PUBLISHED_BICUBIC_X4 = {"Set5": (28.42, 0.8104), "Set14": (26.00, 0.7027)}
 
 def metric_convention(scale: int) -> str:
     """The evaluation's own statement of its metric convention (one home: course_sr.results.evaluate)."""
-    from course_sr.results.evaluate import CONVENTION
-
     return CONVENTION.format(scale=scale)
 
 
@@ -118,8 +119,6 @@ def find_checkpoint(run_dir: str | os.PathLike) -> Path:
 
 def load_run(run_dir: str | os.PathLike, name: str | None = None) -> RunInfo:
     """Read a run directory: its checkpoint (config, history, progress) and ``config.yaml``."""
-    import yaml
-
     run_dir = Path(run_dir)
     ckpt_path = find_checkpoint(run_dir)
     state = load_checkpoint(ckpt_path, verify=False)     # metadata only: memory-mapped, not verified
