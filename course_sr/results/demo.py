@@ -110,7 +110,7 @@ def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = F
           f"({cpu:.0f} s of CPU time in this process)")
 
     step("4/6 evaluation: " + " vs ".join([*baselines, *stage_ckpts]))
-    methods = baselines + [f"{p}={name}" for name, p in stage_ckpts.items()]
+    methods = baselines + [f"{name}={p}" for name, p in stage_ckpts.items()]        # NAME=PATH
     results = evaluate(methods, list(roots), data_root=roots, out_dir=out / "eval")
     print(format_table(results))
     print("\nWhat the numbers mean:")

@@ -25,16 +25,18 @@ from course_sr.results.rating_pack import (KEY_DIR, KEY_NAME, SEED_NAME, TEMPLAT
                                            make_rating_pack)
 from course_sr.results.rating_score import (SCORES, format_scores, json_safe, mean_ci95,  # noqa: F401 - public here
                                             read_key, read_sheet, score_ratings, simulate_ratings)
+from course_sr.results.specs import MethodSpecError, split_name_path
 
 
 # --------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------
 def _parse_method(text: str) -> tuple[str, str]:
-    name, sep, folder = text.partition("=")
-    if not sep or not name or not folder:
-        raise argparse.ArgumentTypeError(f"--method expects NAME=FOLDER, got {text!r}")
-    return name, folder
+    """``NAME=DIR`` (argparse type): the NAME=PATH convention of every command (``results.specs``)."""
+    try:
+        return split_name_path(text, "DIR")
+    except MethodSpecError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def _seed(text: str) -> int:

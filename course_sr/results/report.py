@@ -210,7 +210,7 @@ def write_report(runs: Sequence[str | os.PathLike], eval_dir: str | os.PathLike 
                 f"[{_rel(c, eval_path)}]({_rel(c, out.parent)})" for c in csvs), ""]
     else:
         md += ["No evaluation given. Make one with `python -m course_sr evaluate --method bicubic "
-               "--checkpoint RUN/checkpoints/gan_end.pt=SRGAN --sets Set5 Set14 B100 Urban100 valid "
+               "--checkpoint SRGAN=RUN/checkpoints/gan_end.pt --sets Set5 Set14 B100 Urban100 valid "
                "--data-root DATA --out EVAL` and pass `--eval EVAL`.", "",
                f"Metric convention: {metric_convention(scale)}", ""]
 
