@@ -325,3 +325,21 @@ def seed_everything(seed: int) -> int:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)               # also seeds every CUDA device
     return seed
+
+
+# --------------------------------------------------------------------------------------
+# Float images -> 8-bit pixels
+# --------------------------------------------------------------------------------------
+def to_uint8(img: torch.Tensor, source: str) -> np.ndarray:
+    """A ``(3, H, W)`` float tensor in the range ``source`` -> an ``(H, W, 3)`` uint8 array.
+
+    The one float -> 8-bit step of the kit (validation grids, saved SR images, the SR that
+    evaluation scores): computed in float32 on the CPU whatever the input's dtype and device,
+    scaled to ``[0, 255]`` by :func:`convert_image`, rounded to the nearest level (``torch.round``:
+    halves to even), then clipped to ``[0, 255]`` (rounding before clipping gives the same
+    levels as the other order: the bounds are whole numbers). ``source`` is a range of
+    :func:`convert_image` (``'[0, 1]'``, ``'[-1, 1]'``, ``'[0, 255]'``). A ``(C, H, W)`` tensor
+    with another channel count gives ``(H, W, C)``.
+    """
+    x = convert_image(img.detach().float().cpu(), source, "[0, 255]").round().clamp(0, 255)
+    return x.to(torch.uint8).permute(1, 2, 0).numpy()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -200,6 +201,33 @@ def test_a_checkpoint_without_a_checksum_still_loads_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match=r"old.pt has no checksum"):
         assert load_checkpoint(tmp_path / "old.pt")["iteration"] == 7
 
+
+
+def test_an_unverified_read_is_for_metadata_only_memory_mapped_and_skips_the_checksum(tmp_path):
+    """verify=False (the report's read): the same metadata, a damaged tensor not noticed, no
+    warning for a file without checksum; the format and unreadable files are still refused."""
+    state = make_state()
+    path = save_checkpoint(state, tmp_path / "last.pt")
+    meta = load_checkpoint(path, verify=False)
+    assert "checksum" not in meta and meta["config"] == state["config"] and meta["history"] == state["history"]
+    assert meta["iteration"] == 7
+    flip_bytes_inside(path, max(state["models"]["generator"].values(), key=lambda t: t.numel()))
+    assert load_checkpoint(path, verify=False)["config"] == state["config"]     # not verified: by design
+    with pytest.raises(ck.CheckpointError, match="last.pt is corrupt"):
+        load_checkpoint(path)                                                     # the default still is
+    torch.save({**make_state(), "format": ck.FORMAT}, tmp_path / "old.pt")        # no checksum, zip format
+    torch.save({**make_state(), "format": ck.FORMAT}, tmp_path / "legacy.pt",     # cannot be memory-mapped
+               _use_new_zipfile_serialization=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in ("old.pt", "legacy.pt"):
+            assert load_checkpoint(tmp_path / name, verify=False)["iteration"] == 7
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(ck.CheckpointError, match="other.pt is not a course_sr checkpoint"):
+        load_checkpoint(tmp_path / "other.pt", verify=False)
+    (tmp_path / "junk.pt").write_bytes(b"this is not a checkpoint")
+    with pytest.raises(ck.CheckpointError, match="cannot read checkpoint .*junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt", verify=False)
 
 # ---- disk full / read-only while saving (issue 17: "unexpected pos" raw tracebacks) ---------
 @pytest.mark.parametrize("error", [

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import torch
 from course_sr.__main__ import main as cli
 from course_sr.results.evaluate import bicubic_bases, evaluate, format_table, image_pairs, main, parse_method
 from course_sr.metrics import psnr_ssim
+from course_sr.plumbing.errors import UserError
+from course_sr.results.specs import DEPRECATED_ORDER, MethodSpecError, read_checkpoint_spec
 from course_sr.utils import load_image, save_image
 
 PINNED = {"Set5": (28.4290, 0.8111, 5), "Set14": (25.9940, 0.7029, 14)}
@@ -122,9 +125,48 @@ def test_lr_of_wrong_size_is_named(tmp_path):
 def test_parse_method(tmp_path):
     assert parse_method("bicubic") == ("bicubic", None)
     assert parse_method("runs/a/checkpoints/best.pt") == ("a/best", Path("runs/a/checkpoints/best.pt"))
-    assert parse_method("x/g.pt=SRGAN") == ("SRGAN", Path("x/g.pt"))
+    assert parse_method("SRGAN=x/g.pt") == ("SRGAN", Path("x/g.pt"))           # NAME=PATH
+    assert parse_method("x/g.pt=SRGAN") == ("SRGAN", Path("x/g.pt"))           # the old order, still read
     with pytest.raises(ValueError, match="two methods are named 'bicubic'"):
         evaluate(["bicubic", "bicubic"], ["Tiny"], tmp_path)
+
+
+def test_the_order_of_a_checkpoint_spec_follows_one_rule(tmp_path):
+    """results.specs: a whole spec naming a file is a bare PATH; else the side naming an existing
+    file is the path, else the side ending in .pt/.pth; anything else is one error naming the spec."""
+    weights = tmp_path / "weights"                        # an existing file without a torch suffix
+    weights.write_bytes(b"")
+    odd = tmp_path / "lr=1e-4" / "g.pt"                   # a path holding '='
+    odd.parent.mkdir()
+    odd.write_bytes(b"")
+    assert read_checkpoint_spec(f"mine={weights}") == ("mine", weights, False)
+    assert read_checkpoint_spec(f"{weights}=mine") == ("mine", weights, True)
+    assert read_checkpoint_spec(f"SRGAN={odd}") == ("SRGAN", odd, False)
+    assert read_checkpoint_spec(f"{odd}=SRGAN") == ("SRGAN", odd, True)
+    assert read_checkpoint_spec(str(odd)) == ("", odd, False)
+    assert read_checkpoint_spec("SRGAN=runs/x/G.PTH") == ("SRGAN", Path("runs/x/G.PTH"), False)
+    assert read_checkpoint_spec("runs/x/g.pt=SRGAN") == ("SRGAN", Path("runs/x/g.pt"), True)
+    assert read_checkpoint_spec(f"{weights}=other.pt") == ("other.pt", weights, True)    # existence first
+    for spec, why in [("SRGAN=runs/x", "neither side names an existing file or ends in .pt/.pth"),
+                      ("a.pt=b.pt", "both sides could be the checkpoint"),
+                      ("=runs/x/g.pt", "expected NAME=PATH")]:
+        with pytest.raises(MethodSpecError, match=re.escape(f"checkpoint spec {spec!r}: ") + ".*" + re.escape(why)):
+            parse_method(spec)
+    assert issubclass(MethodSpecError, ValueError) and issubclass(MethodSpecError, UserError)
+
+
+def test_the_old_checkpoint_order_still_works_with_one_deprecation_line(tmp_path, tiny_checkpoint, capsys):
+    path, _ = tiny_checkpoint(4)
+    make_set(tmp_path)
+    common = ["--sets", "Tiny", "--data-root", str(tmp_path), "--device", "cpu", "--json"]
+    assert cli(["evaluate", "--checkpoint", f"{path}=a", "--checkpoint", f"{path}=b", *common]) == 0
+    old = capsys.readouterr()
+    assert old.err.splitlines() == [DEPRECATED_ORDER]          # once, for two old-order specs
+    assert DEPRECATED_ORDER == ("evaluate: --checkpoint PATH=NAME is deprecated; write NAME=PATH "
+                                "(e.g. srgan=runs/x/checkpoints/gan_end.pt)")
+    assert cli(["evaluate", "--checkpoint", f"a={path}", "--checkpoint", f"b={path}", *common]) == 0
+    new = capsys.readouterr()
+    assert new.err == "" and json.loads(new.out.splitlines()[-1]) == json.loads(old.out.splitlines()[-1])
 
 
 def test_lpips_is_never_a_made_up_number(tmp_path):
@@ -164,7 +206,7 @@ def test_checkpoint_method(tmp_path, tiny_checkpoint):
 
     path, gen = tiny_checkpoint(4)
     set_dir = make_set(tmp_path, gray_last=True)
-    results = evaluate(["bicubic", f"{path}=tiny", str(path)], ["Tiny"], tmp_path, device="cpu",
+    results = evaluate(["bicubic", f"tiny={path}", str(path)], ["Tiny"], tmp_path, device="cpu",
                        out_dir=tmp_path / "eval")
     assert list(results["Tiny"]) == ["bicubic", "tiny", "run4/best"]
     assert results["Tiny"]["tiny"] == results["Tiny"]["run4/best"]
@@ -201,7 +243,7 @@ def test_torch_bicubic_is_the_base_an_untrained_residual_network_gives(tmp_path,
     path, _ = tiny_checkpoint(4)
     make_set(tmp_path / "a")
     make_set(tmp_path / "b", name="Other", sizes=((40, 44),))
-    results = evaluate(["bicubic", "torch-bicubic", f"{path}=untrained"], ["Tiny", "Other"],
+    results = evaluate(["bicubic", "torch-bicubic", f"untrained={path}"], ["Tiny", "Other"],
                        {"Tiny": tmp_path / "a", "Other": tmp_path / "b"}, device="cpu")
     for set_name in ("Tiny", "Other"):
         assert results[set_name]["torch-bicubic"] == results[set_name]["untrained"]

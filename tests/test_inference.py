@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from course_sr.models import VDSR
 from course_sr.plumbing.errors import UserError
 from course_sr.results.inference import TilingError, receptive_field, super_resolve
 from course_sr.models import Generator, build_generator
+from course_sr.utils import to_uint8
 
 
 class TinySR(nn.Module):
@@ -333,3 +335,18 @@ def test_default_tiles_equal_the_whole_image(name):
     assert (tiled - whole).abs().max() <= 1e-6             # float32 rounding only
     # the comparison can fail: an overlap below the receptive field shows
     assert (super_resolve(model, lr, overlap=too_short) - whole).abs().max() > 1e-6
+
+
+def test_to_uint8_rounds_and_clips_once_as_super_resolve_uint8_does():
+    """The one float -> uint8 step (course_sr.utils.to_uint8): nearest level, halves to even,
+    clipped to [0, 255]; super_resolve_uint8 is super_resolve followed by exactly that step."""
+    levels = torch.tensor([-0.2, 0.0, 0.5, 1.5, 2.49, 254.5, 255.0, 300.0]) / 255
+    x = levels.view(1, 1, 8).expand(3, 1, 8)
+    out = to_uint8(x, "[0, 1]")
+    assert out.dtype == np.uint8 and out.shape == (1, 8, 3)
+    assert out[0, :, 0].tolist() == [0, 0, 0, 2, 2, 254, 255, 255]
+    assert np.array_equal(to_uint8(x * 255, "[0, 255]"), out)
+    lr = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    net = TinySR(scale=2)
+    sr = super_resolve(net, torch.from_numpy(lr).permute(2, 0, 1).float() / 255)
+    assert np.array_equal(inference.super_resolve_uint8(net, lr), to_uint8(sr, "[0, 1]"))

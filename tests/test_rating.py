@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_sr.results import rating
+from course_sr.results import rating, rating_pack
 from course_sr.plumbing.errors import UserError
 from course_sr.results.rating import make_rating_pack, mean_ci95, score_ratings
 
@@ -269,7 +269,7 @@ def _no_partials(parent):
 def test_failed_pack_leaves_nothing_and_the_retry_works(tmp_path, monkeypatch, failure):
     dirs = _method_dirs(tmp_path)
     out = tmp_path / "pack"
-    real_write, calls = rating._write_png, []
+    real_write, calls = rating_pack._write_png, []   # the pack's writer, where it is defined
 
     def failing(pixels, path):
         calls.append(path)
@@ -287,7 +287,7 @@ def test_failed_pack_leaves_nothing_and_the_retry_works(tmp_path, monkeypatch, f
         (dirs["SRGAN"] / "head.png").write_bytes(b"not a png")
         error, match = rating.RatingError, r"^cannot read image .*SRGAN.head\.png"
     else:
-        monkeypatch.setattr(rating, "_write_png", failing)
+        monkeypatch.setattr(rating_pack, "_write_png", failing)
         error, match = {"disk-full": (rating.PackWriteError, r"^disk full while writing the rating pack .*pack "
                                                              r"\(.*img_\d+\.png\): free some space"),
                         "read-only": (rating.PackWriteError, r"^cannot write the rating pack .*pack: Permission "
@@ -299,7 +299,7 @@ def test_failed_pack_leaves_nothing_and_the_retry_works(tmp_path, monkeypatch, f
         assert isinstance(info.value, UserError) and len(str(info.value).splitlines()) == 1
     assert not out.exists() and _no_partials(tmp_path) == []
     # the retry (image fixed, space freed) builds the same pack a clean first run would have
-    monkeypatch.setattr(rating, "_write_png", real_write)
+    monkeypatch.setattr(rating_pack, "_write_png", real_write)
     if failure == "bad-image":
         (dirs["SRGAN"] / "head.png").write_bytes(good)
     info = make_rating_pack(dirs, out, seed=5, raters=2)
@@ -323,7 +323,7 @@ def test_complete_pack_is_never_touched_by_a_rebuild(tmp_path, monkeypatch):
     out = tmp_path / "pack"
     make_rating_pack(dirs, out, raters=2)
     before = _snapshot(out)
-    monkeypatch.setattr(rating, "_write_png", lambda *a: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+    monkeypatch.setattr(rating_pack, "_write_png", lambda *a: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
     for seed in (None, 3):
         with pytest.raises(rating.PackExistsError, match=r"pack already holds a rating pack; choose a new folder"):
             make_rating_pack(dirs, out, seed=seed, raters=2)

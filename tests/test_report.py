@@ -195,7 +195,7 @@ def test_report_from_a_real_quick_run_stopped_and_resumed(sample_root, tmp_path)
     assert "resumed from" in (out_dir / "log.txt").read_text()
 
     ev = tmp_path / "eval"
-    evaluate(["bicubic", f"{out_dir / 'checkpoints' / 'gan_end.pt'}=SRGAN"], ["sample_test"],
+    evaluate(["bicubic", f"SRGAN={out_dir / 'checkpoints' / 'gan_end.pt'}"], ["sample_test"],
              sample_root, out_dir=ev)
     md = write_report([out_dir], eval_dir=ev, out=tmp_path / "report.md")
     text = md.read_text()

@@ -266,11 +266,19 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike, check: bo
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    verify: bool = True) -> dict[str, Any]:
     """Read a course_sr checkpoint with ``torch.load(weights_only=True)`` and verify its checksum.
 
     Returns the checkpoint's dict without its ``"checksum"`` entry. A file written before
     checksums loads unverified, with a warning.
+
+    ``verify=False`` is a read for metadata only (``config``, ``history``, ``iteration``...:
+    what the experiment report shows): the file is memory-mapped, so only the entries touched
+    are read from disk (a paper-size ``last.pt`` is hundreds of MB), and the checksum is NOT
+    verified (that would read every tensor); the format is still checked. Never use it for
+    weights that will be trained on or scored: a damaged file would pass. Files in torch's
+    legacy (non-zip) format cannot be memory-mapped and are read whole.
 
     Raises:
         CheckpointNotFoundError (a FileNotFoundError): no file at ``path``.
@@ -281,7 +289,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.is_file():
         raise CheckpointNotFoundError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        if verify:
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        else:
+            try:
+                ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=True)
+            except RuntimeError:     # a legacy (non-zip) file cannot be memory-mapped: read it whole
+                ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, pickle error, a pickled module (weights_only refuses)
         raise CheckpointError(f"cannot read checkpoint {path}: corrupt, truncated, or not a weights-only "
                               f"torch file ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from err
@@ -290,6 +304,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path} is not a course_sr checkpoint (format {found!r}, expected {FORMAT!r}); "
                               "course_sr checkpoints are written by course_sr.training / save_checkpoint")
     stored = ckpt.pop("checksum", None)
+    if not verify:
+        return ckpt
     if stored is None:
         warnings.warn(f"{path} has no checksum (written by an older course_sr): loaded without verifying "
                       "its contents", stacklevel=2)

@@ -31,6 +31,16 @@ import shutil
 import time
 from pathlib import Path
 
+from course_sr.config import get_config, to_plain
+from course_sr.data.lists import MissingDataError
+from course_sr.data.sample import ensure_sample
+from course_sr.plumbing.checkpoint import load_checkpoint
+from course_sr.results.evaluate import evaluate, format_table, image_pairs
+from course_sr.results.explain import results_notes, schedule_lines
+from course_sr.results.report import write_report
+from course_sr.results.upscale import super_resolve_set
+from course_sr.training import plot_history, run
+
 
 def _plain(line: str) -> str:
     """A Markdown bullet of ``course_sr.results.explain`` as console text."""
@@ -41,10 +51,6 @@ def train_or_reuse(cfg, run_dir: str | Path) -> dict:
     """``run(cfg, run_dir, resume="auto")``, but a run of other settings in ``run_dir`` (an older kit
     or another preset) is removed first instead of resumed: for disposable runs only (the demo's, the
     quick runs the notebooks share), never for a student's real run. Returns ``run``'s result."""
-    from course_sr.plumbing.checkpoint import load_checkpoint
-    from course_sr.config import to_plain
-    from course_sr.training import run
-
     run_dir = Path(run_dir)
     last = run_dir / "checkpoints" / "last.pt"
     if last.is_file() and load_checkpoint(last).get("config") != to_plain(cfg):
@@ -62,15 +68,6 @@ def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = F
     ``benchmarks``: a folder holding ``Set5/`` (``HR/`` and ``LR_bicubic/X4/``, e.g. ``data/benchmark``
     after ``python -m course_sr download``); Set5 is then scored beside the sample's test split.
     """
-    from course_sr.config import get_config
-    from course_sr.data.lists import MissingDataError
-    from course_sr.results.evaluate import evaluate, format_table, image_pairs
-    from course_sr.results.explain import results_notes, schedule_lines
-    from course_sr.results.report import write_report
-    from course_sr.training import plot_history
-    from course_sr.data.sample import ensure_sample
-    from course_sr.results.upscale import super_resolve_set
-
     # Settings first: a bad preset or --benchmarks folder stops before anything is written or deleted.
     cfg = get_config(preset)
     if benchmarks is not None and not (Path(benchmarks) / "Set5" / "HR").is_dir():
@@ -113,7 +110,7 @@ def run_demo(out: str | Path = "outputs", preset: str = "quick", fresh: bool = F
           f"({cpu:.0f} s of CPU time in this process)")
 
     step("4/6 evaluation: " + " vs ".join([*baselines, *stage_ckpts]))
-    methods = baselines + [f"{p}={name}" for name, p in stage_ckpts.items()]
+    methods = baselines + [f"{name}={p}" for name, p in stage_ckpts.items()]        # NAME=PATH
     results = evaluate(methods, list(roots), data_root=roots, out_dir=out / "eval")
     print(format_table(results))
     print("\nWhat the numbers mean:")

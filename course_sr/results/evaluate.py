@@ -1,10 +1,10 @@
 """PSNR/SSIM tables for bicubic and any generator checkpoint on the standard test sets.
 
-    >>> results = evaluate(["bicubic", "runs/a/checkpoints/best.pt=SRResNet"], ["Set5", "Set14"],
+    >>> results = evaluate(["bicubic", "SRResNet=runs/a/checkpoints/best.pt"], ["Set5", "Set14"],
     ...                    data_root="data")
     >>> print(format_table(results))
 
-Command: ``python -m course_sr evaluate [--method bicubic] [--checkpoint PATH[=NAME] ...]
+Command: ``python -m course_sr evaluate [--method bicubic] [--checkpoint [NAME=]PATH ...]
 --sets Set5 Set14 ... --data-root DIR [--csv-folder DIR] [--scale 4] [--json] [--out DIR]``.
 With ``--json`` the last line on stdout is one JSON object
 ``{"<Set>": {"<method>": {"psnr": float, "ssim": float, "n": int}}}``.
@@ -12,9 +12,10 @@ With ``--json`` the last line on stdout is one JSON object
 Methods: ``"bicubic"`` (the kit's MATLAB-exact ``imresize`` of the LR file, uint8),
 ``"torch-bicubic"`` (PyTorch's a = -0.75 bicubic, ``models.TorchBicubic``: the base that a
 ``bicubic_residual`` SRResNet adds to; :func:`bicubic_bases` says when a table needs it) or a
-generator checkpoint ``"PATH"`` / ``"PATH=NAME"`` (loaded with
+generator checkpoint ``"PATH"`` / ``"NAME=PATH"``, loaded with
 ``course_sr.plumbing.checkpoint.load_generator``; its SR output is rounded to uint8 before scoring, as
-papers do).
+papers do. ``NAME=PATH`` is the convention of every command (``course_sr.results.specs``); the
+old ``"PATH=NAME"`` still works, with one deprecation line on stderr.
 
 Besides PSNR and SSIM every image gets ``y_shift``, its mean Y minus the HR's mean Y (same Y and
 shave as the metrics, levels of 255): a brightness or colour cast moves it, texture does not.
@@ -48,10 +49,17 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from course_sr.data.lists import IMAGE_EXTENSIONS, check_scale
+from course_sr.data.lists import (IMAGE_EXTENSIONS, MissingDataError, check_scale, find_data_list, find_layout,
+                                  lists_folder, missing_fix, read_data_list)
+from course_sr.data.sample import ensure_sample
+from course_sr.imresize import imresize
+from course_sr.metrics import mean_y_shift, psnr_ssim
+from course_sr.models import TorchBicubic
+from course_sr.plumbing.checkpoint import load_checkpoint, load_generator
 from course_sr.plumbing.distributed import resolve_device
 from course_sr.plumbing.errors import UserError, naming, user_errors
-from course_sr.metrics import mean_y_shift, psnr_ssim
+from course_sr.results.inference import super_resolve_uint8
+from course_sr.results.specs import DEPRECATED_ORDER, read_checkpoint_spec
 from course_sr.utils import convert_image, load_image
 
 CONVENTION = ("PSNR (dB) / SSIM on Y of MATLAB rgb2ycbcr (not rounded), {scale} px shaved from each border; "
@@ -80,9 +88,6 @@ def image_pairs(set_name: str, data_root, csv_folder=None, scale: int = 4) -> li
         FileNotFoundError: no folder or list for the set (says where it looked), or LR files
             missing (lists them).
     """
-    from course_sr.data.lists import (MissingDataError, find_data_list, find_layout, lists_folder, missing_fix,
-                                      read_data_list)
-
     root = Path(data_root)
     try:
         data_list = find_data_list(set_name, root, csv_folder, scale)
@@ -124,25 +129,28 @@ def image_pairs(set_name: str, data_root, csv_folder=None, scale: int = 4) -> li
 BASELINES = ("bicubic", "torch-bicubic")
 
 
-def parse_method(spec: str) -> tuple[str, Path | None]:
-    """``"bicubic"`` / ``"torch-bicubic"`` -> ``(spec, None)``; ``"PATH=NAME"`` -> ``(NAME, PATH)``;
-    ``"PATH"`` -> (``<run>/<stem>`` for ``<run>/checkpoints/<stem>.pt``, else the stem; PATH)."""
+def _read_method(spec: str) -> tuple[str, Path | None, bool]:
+    """``(name, path or None, written in the deprecated PATH=NAME order)`` (see :func:`parse_method`)."""
     if spec in BASELINES:
-        return spec, None
-    path, sep, name = spec.rpartition("=")
-    if not sep:
-        path, name = spec, ""
-    path = Path(path)
+        return spec, None, False
+    name, path, old_order = read_checkpoint_spec(spec)      # the NAME=PATH rule: course_sr.results.specs
     if not name:
         name = f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "checkpoints" else path.stem
+    return name, path, old_order
+
+
+def parse_method(spec: str) -> tuple[str, Path | None]:
+    """``"bicubic"`` / ``"torch-bicubic"`` -> ``(spec, None)``; ``"NAME=PATH"`` -> ``(NAME, PATH)``
+    (the old ``"PATH=NAME"`` too, told apart by the rule of ``course_sr.results.specs``);
+    ``"PATH"`` -> (``<run>/<stem>`` for ``<run>/checkpoints/<stem>.pt``, else the stem; PATH).
+    A spec whose order the rule cannot tell raises MethodSpecError (a ValueError) naming it."""
+    name, path, _ = _read_method(spec)
     return name, path
 
 
 def bicubic_bases(checkpoints) -> list[str]:
     """``["torch-bicubic"]`` when any of these checkpoints holds a ``bicubic_residual`` network
     (a table should then show the base it adds to beside MATLAB bicubic), else ``[]``."""
-    from course_sr.plumbing.checkpoint import load_checkpoint
-
     for path in checkpoints:
         if load_checkpoint(path).get("config", {}).get("bicubic_residual"):
             return ["torch-bicubic"]
@@ -151,21 +159,19 @@ def bicubic_bases(checkpoints) -> list[str]:
 
 def _load_methods(methods, scale: int, device) -> dict:
     """{name: None (bicubic) | model in eval mode}; checkpoints must be of ``scale``."""
+    read = [_read_method(str(spec)) for spec in methods]    # every spec checked before a network loads
+    if any(old_order for _, _, old_order in read):
+        print(DEPRECATED_ORDER, file=sys.stderr)            # once per call, however many specs use it
     loaded: dict[str, torch.nn.Module | None] = {}
-    for spec in methods:
-        name, path = parse_method(str(spec))
+    for name, path, _ in read:
         if name in loaded:
-            raise ValueError(f"two methods are named {name!r}; name them with PATH=NAME")
+            raise ValueError(f"two methods are named {name!r}; name them with NAME=PATH")
         if path is None:
             if name == "torch-bicubic":
-                from course_sr.models import TorchBicubic
-
                 loaded[name] = TorchBicubic(scale)
             else:
                 loaded[name] = None
             continue
-        from course_sr.plumbing.checkpoint import load_generator
-
         model, info = load_generator(path, device)
         if int(info["scale"]) != scale:
             raise ValueError(f"checkpoint {path} is a x{info['scale']} model, but scale x{scale} was requested "
@@ -176,9 +182,6 @@ def _load_methods(methods, scale: int, device) -> dict:
 
 def _super_resolve_uint8(model, lr: np.ndarray, scale: int, device, tile) -> np.ndarray:
     """uint8 LR (H, W[, 3]) -> uint8 SR: bicubic (``model`` None) or the network, rounded as papers do."""
-    from course_sr.imresize import imresize
-    from course_sr.results.inference import super_resolve_uint8
-
     if model is None:
         return imresize(lr, scale)                     # uint8 in -> MATLAB-rounded uint8 out
     return super_resolve_uint8(model, lr, tile=tile, device=device)
@@ -191,7 +194,7 @@ def _lpips_scorer(device):
     for you here and a missing piece gives "not computed", never a number.
     """
     try:
-        import lpips                                   # optional; not a dependency of the kit
+        import lpips                                   # optional, heavy, not ours: imported only when asked
         net = lpips.LPIPS(net="alex", verbose=False).to(device).eval()
     except Exception as err:                           # no package, or weights not downloadable
         return None, f"{NOT_COMPUTED} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
@@ -214,7 +217,8 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
     """Mean PSNR/SSIM of each method on each set.
 
     Args:
-        methods: ``"bicubic"`` and/or checkpoint specs ``"PATH"`` / ``"PATH=NAME"``.
+        methods: ``"bicubic"`` and/or checkpoint specs ``"PATH"`` / ``"NAME=PATH"`` (the old
+            ``"PATH=NAME"`` prints one deprecation line on stderr per call).
         sets: split names: ``valid``, ``Set5``, ``Set14``, ``B100``, ``Urban100``, or any other
             with a data list or an ``HR`` folder (see the module docstring).
         data_root: the data root; ``None`` means the embedded sample (``course_sr.data.sample``); or
@@ -236,8 +240,6 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
     """
     roots = dict(data_root) if isinstance(data_root, Mapping) else {s: data_root for s in sets}
     if any(roots.get(s) is None for s in sets):
-        from course_sr.data.sample import ensure_sample
-
         roots = {s: roots.get(s) or ensure_sample() for s in sets}
     device = resolve_device(device or "auto")
     scale = check_scale(scale)
@@ -251,7 +253,7 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
         per_method: dict[str, list[dict]] = {name: [] for name in models}
         it = set_pairs
         if progress:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm                 # not ours: loaded only for a progress bar
 
             it = tqdm(set_pairs, desc=set_name, leave=False)
         for image, hr_path, lr_path in it:           # each file decoded once, for every method
@@ -344,8 +346,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="baseline to include: bicubic (MATLAB imresize), torch-bicubic (PyTorch's "
                              "a=-0.75, the base of bicubic_residual networks); default: bicubic when no "
                              "--checkpoint is given")
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="PATH[=NAME]",
-                        help="generator checkpoint, optionally with a display name; repeatable")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="[NAME=]PATH",
+                        help="generator checkpoint, optionally after a display name (SRGAN=runs/x/checkpoints/"
+                             "gan_end.pt); repeatable. The old PATH=NAME order still works (deprecated)")
     parser.add_argument("--sets", nargs="+", required=True, help="valid Set5 Set14 B100 Urban100 ...")
     parser.add_argument("--data-root", required=True, help="holds benchmark/<Set>, DIV2K/ or <Set>/ directly")
     parser.add_argument("--csv-folder", default=None, help="data lists folder (default <data-root>/data_lists)")

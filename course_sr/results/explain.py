@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from easydict import EasyDict
+
 from course_sr.config import DEFAULTS
+from course_sr.models import build_generator, count_parameters
 
 # Ledig et al., CVPR 2017, Table 2: x4 PSNR (dB) on Y, their own evaluation. Their SSIM used
 # another convention (bicubic Set5 0.8211 there, 0.8104 in the papers that followed), so only
@@ -37,10 +40,6 @@ def fmt(v: Any) -> str:
 
 
 def _generator_parameters(cfg: Mapping[str, Any]) -> int:
-    from easydict import EasyDict
-
-    from course_sr.models import build_generator, count_parameters
-
     return count_parameters(build_generator(EasyDict({**DEFAULTS, **cfg})))
 
 

@@ -61,7 +61,7 @@ from torch import nn
 from torch.func import functional_call
 
 from course_sr.plumbing.errors import UserError
-from course_sr.utils import convert_image
+from course_sr.utils import convert_image, to_uint8
 
 BYTES_PER_LR_PIXEL = 32 * 1024
 CPU_MAX_PIXELS = 416 * 416         # LR px per pass at x4 (same HR area at x2, x8): measured, module docstring
@@ -367,5 +367,4 @@ def super_resolve_uint8(model, image: np.ndarray, tile: int | None = None, devic
     rgb = np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
     lr = convert_image(torch.from_numpy(np.array(rgb)).permute(2, 0, 1), "[0, 255]", "[0, 1]")  # copy: writable
     sr = super_resolve(model, lr, tile=tile, overlap=overlap, device=device, half=half)  # (3, sH, sW) in [0, 1]
-    sr = convert_image(sr.detach().float().cpu(), "[0, 1]", "[0, 255]").round().clamp(0, 255)
-    return sr.to(torch.uint8).permute(1, 2, 0).numpy()
+    return to_uint8(sr, "[0, 1]")

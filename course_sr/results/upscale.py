@@ -38,8 +38,12 @@ import torch
 from PIL import Image
 
 from course_sr.data.lists import check_scale
+from course_sr.imresize import imresize
+from course_sr.metrics import psnr_ssim
+from course_sr.plumbing.checkpoint import load_generator
 from course_sr.plumbing.distributed import resolve_device
 from course_sr.plumbing.errors import UserError, user_errors
+from course_sr.results.inference import super_resolve_uint8
 from course_sr.utils import LUMA_601, list_images, load_image, pil_to_array, with_image
 
 BICUBIC = "bicubic"
@@ -95,13 +99,9 @@ def upscale_array(method: Any, image: np.ndarray, alpha: np.ndarray | None = Non
     if min(image.shape[:2]) < 1:
         raise ValueError(f"cannot upscale an empty image of shape {image.shape}")
     s = method_scale(method, scale)
-    from course_sr.imresize import imresize
-
     if isinstance(method, str):
         sr = imresize(image, s)
     else:
-        from course_sr.results.inference import super_resolve_uint8
-
         sr = super_resolve_uint8(method, image, tile=tile, device=device, half=half)
         if image.ndim == 2:
             sr = _to_gray(sr)
@@ -150,7 +150,7 @@ def upscale_folder(model: Any, in_dir: str | Path, out_dir: str | Path, scale: i
                    progress: bool = True) -> list[Path]:
     """Upscale every image in ``in_dir``; write ``out_dir/<HR name>.png`` for each
     (:func:`output_name`); return the paths. Two inputs that would share a name are an error."""
-    from tqdm import tqdm
+    from tqdm import tqdm                 # not ours: loaded only when a folder is upscaled
 
     files = list_images(in_dir)
     out = Path(out_dir)
@@ -218,6 +218,7 @@ def comparison_figure(lr: np.ndarray, panels: Mapping[str, np.ndarray], hr: np.n
     :func:`auto_crop` of HR (else the first panel). The figure is not registered with pyplot
     (safe in loops); a notebook shows it by ending a cell with it.
     """
+    # matplotlib is heavy and not ours: loaded when a figure is drawn, not when upscale is imported
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
@@ -235,8 +236,6 @@ def comparison_figure(lr: np.ndarray, panels: Mapping[str, np.ndarray], hr: np.n
     if hr is not None:
         hr = crop_hr(hr, lr.shape, scale)
         if metrics is None:
-            from course_sr.metrics import psnr_ssim
-
             metrics = {name: psnr_ssim(img, hr, scale) for name, img in panels.items()}
         columns["HR"] = hr
     top, left, side = crop if crop is not None else auto_crop(hr if hr is not None else first, scale)
@@ -274,8 +273,6 @@ def _load_method(method: Any, device: Any) -> Any:
     if isinstance(method, str) and method == BICUBIC:
         return method
     if isinstance(method, (str, Path)):
-        from course_sr.plumbing.checkpoint import load_generator
-
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         return load_generator(method, device=device)[0]
@@ -316,7 +313,7 @@ def super_resolve_set(methods: Mapping[str, Any], images: Sequence[tuple[str, An
     out = Path(out_dir)
     dirs = {name: out / name for name in loaded}
     sheet_paths, metrics = [], {}
-    from tqdm import tqdm
+    from tqdm import tqdm                 # not ours: loaded only when a set is upscaled
 
     for name, hr_path, lr_path in tqdm(images, desc="super-resolve", unit="img", disable=not progress):
         lr = load_image(lr_path, keep_gray=True)
@@ -327,8 +324,6 @@ def super_resolve_set(methods: Mapping[str, Any], images: Sequence[tuple[str, An
             _write_png(dirs[mname] / f"{name}.png", sr, None)
             panels[mname] = sr
         if hr is not None:
-            from course_sr.metrics import psnr_ssim
-
             if write_hr:
                 dirs["HR"] = out / "HR"
                 _write_png(dirs["HR"] / f"{name}.png", hr, None)
