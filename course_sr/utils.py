@@ -251,12 +251,7 @@ def config_get(config, key: str, default=None):
 
 
 # --------------------------------------------------------------------------------------
-# Training helpers
-# --------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------
-# Pictures of results: crops, uint8 images, labelled grids
+# Pictures of results: aligned crops, labelled grids (uint8 images: to_uint8 below)
 # --------------------------------------------------------------------------------------
 def centre_crop_pair(lr: torch.Tensor, hr: torch.Tensor, hr_size: int, scale: int):
     """Aligned centre crops: ``hr`` (3, H, W) to at most ``hr_size`` (a multiple of ``scale``),
@@ -272,12 +267,6 @@ def centre_crop_pair(lr: torch.Tensor, hr: torch.Tensor, hr_size: int, scale: in
     return lr, hr
 
 
-def to_uint8(img: torch.Tensor, source: str) -> np.ndarray:
-    """(3, H, W) float tensor in ``source`` range -> (H, W, 3) uint8 (rounded, clipped)."""
-    x = convert_image(img.detach().float().cpu(), source, "[0, 255]").round().clamp(0, 255)
-    return x.to(torch.uint8).permute(1, 2, 0).numpy()
-
-
 def label_columns(grid: np.ndarray, widths, labels, height: int = 14) -> np.ndarray:
     """``grid`` (H, W, 3) uint8 with a white strip on top naming its columns (``widths`` px each;
     a label wider than its column is cut to its first word)."""
@@ -291,6 +280,9 @@ def label_columns(grid: np.ndarray, widths, labels, height: int = 14) -> np.ndar
     return np.concatenate([np.asarray(strip), grid], axis=0)
 
 
+# --------------------------------------------------------------------------------------
+# Training helpers
+# --------------------------------------------------------------------------------------
 class AverageMeter:
     """Running average of a number (loss, time per batch), as in the course template.
 

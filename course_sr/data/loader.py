@@ -37,11 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-
-def _config_get(config, key, default=None):
-    """``config[key]`` for dicts and EasyDicts alike; ``default`` when absent or None."""
-    value = config.get(key, default) if hasattr(config, "get") else getattr(config, key, default)
-    return default if value is None else value
+from course_sr.utils import config_get
 
 
 # --------------------------------------------------------------------------------------
@@ -217,7 +213,7 @@ def make_train_loader(dataset, config, start_iter: int = 0, num_replicas: int = 
     memory cache is shared, not copied. Use ``next(it)`` on ``it = iter(loader)``; ``len(loader)``
     is undefined (the stream never ends).
     """
-    seed = int(_config_get(config, "seed", 0))
+    seed = int(config_get(config, "seed", 0))
     sampler = ResumableBatchSampler(len(dataset), int(config.batch_size), seed, start_iter, num_replicas, rank,
                                     start_position)
     opts = loader_settings(config)
@@ -230,8 +226,8 @@ def loader_settings(config) -> dict:
     forked on Linux (a memory cache is then shared, not pickled into each worker), pinned batches
     when CUDA is used. Also what ``benchmarks/bench_data.py`` gives the stock DataLoader it
     compares against, so both run as the kit would run them."""
-    workers = int(_config_get(config, "workers", 0))
-    device = str(_config_get(config, "device", "auto"))
+    workers = int(config_get(config, "workers", 0))
+    device = str(config_get(config, "device", "auto"))
     context = None
     if workers > 0 and sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
         context = "fork"

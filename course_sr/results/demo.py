@@ -35,11 +35,12 @@ from course_sr.config import get_config, to_plain
 from course_sr.data.lists import MissingDataError
 from course_sr.data.sample import ensure_sample
 from course_sr.plumbing.checkpoint import load_checkpoint
+from course_sr.plumbing.records import plot_history
 from course_sr.results.evaluate import evaluate, format_table, image_pairs
 from course_sr.results.explain import results_notes, schedule_lines
 from course_sr.results.report import write_report
 from course_sr.results.upscale import super_resolve_set
-from course_sr.training import plot_history, run
+from course_sr.training import run
 
 
 def _plain(line: str) -> str:

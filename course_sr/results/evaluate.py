@@ -13,7 +13,7 @@ Methods: ``"bicubic"`` (the kit's MATLAB-exact ``imresize`` of the LR file, uint
 ``"torch-bicubic"`` (PyTorch's a = -0.75 bicubic, ``models.TorchBicubic``: the base that a
 ``bicubic_residual`` SRResNet adds to; :func:`bicubic_bases` says when a table needs it) or a
 generator checkpoint ``"PATH"`` / ``"NAME=PATH"``, loaded with
-``course_sr.plumbing.checkpoint.load_generator``; its SR output is rounded to uint8 before scoring, as
+``course_sr.models.load_generator``; its SR output is rounded to uint8 before scoring, as
 papers do. ``NAME=PATH`` is the convention of every command (``course_sr.results.specs``); the
 old ``"PATH=NAME"`` still works, with one deprecation line on stderr.
 
@@ -54,8 +54,8 @@ from course_sr.data.lists import (IMAGE_EXTENSIONS, MissingDataError, check_scal
 from course_sr.data.sample import ensure_sample
 from course_sr.imresize import imresize
 from course_sr.metrics import mean_y_shift, psnr_ssim
-from course_sr.models import TorchBicubic
-from course_sr.plumbing.checkpoint import load_checkpoint, load_generator
+from course_sr.models import TorchBicubic, load_generator
+from course_sr.plumbing.checkpoint import load_checkpoint
 from course_sr.plumbing.distributed import resolve_device
 from course_sr.plumbing.errors import UserError, naming, user_errors
 from course_sr.results.inference import super_resolve_uint8

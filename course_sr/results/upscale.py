@@ -40,7 +40,7 @@ from PIL import Image
 from course_sr.data.lists import check_scale
 from course_sr.imresize import imresize
 from course_sr.metrics import psnr_ssim
-from course_sr.plumbing.checkpoint import load_generator
+from course_sr.models import load_generator
 from course_sr.plumbing.distributed import resolve_device
 from course_sr.plumbing.errors import UserError, user_errors
 from course_sr.results.inference import super_resolve_uint8

@@ -19,12 +19,12 @@ from torch import nn
 from course_sr.data.loader import make_train_loader
 from course_sr.datasets import SRDataset, to_tensor
 from course_sr.imresize import imresize
-from course_sr.training import data_config, to_uint8, validate
+from course_sr.training import data_config, validate
 from course_sr.unpaired.cyclesr import CycleSR, DualRegression, UnpairedTrainer, sr_update
 from course_sr.unpaired.data import UnpairedDataset, degraded_pairs, tensor_pairs
 from course_sr.unpaired.degradations import degrade, get_degradation
 from course_sr.unpaired.nets import build_sr_network
-from course_sr.utils import seed_everything
+from course_sr.utils import seed_everything, to_uint8
 
 
 class PairedSR(UnpairedTrainer):
