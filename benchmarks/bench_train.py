@@ -5,7 +5,7 @@ the values do not change the cost, and nothing downloads). Batch 16 of 96 x 96 H
 GPU (fewer on CPU, see flags), synthetic tensors (this measures compute, not data loading).
 For each stage, in the same run, timed alternately step by step:
 
-- kit:   ``course_sr.solver.pretrain_step`` / ``gan_step`` as the runner uses them with the
+- kit:   ``course_sr.solver.pretrain_step`` / ``gan_step`` as the training loop uses them with the
          default config: mixed precision (``solver.amp_dtype``: bf16, or fp16 + a grad scaler per
          optimiser) + cudnn.benchmark on CUDA (+ channels_last when ``config.channels_last``),
          VGG frozen, D frozen during G's step, HR features without a graph;

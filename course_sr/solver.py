@@ -360,7 +360,7 @@ class SRGANTrainer(Trainer):
 
 
 # --------------------------------------------------------------------------------------
-# The template's epoch functions (kept working; the runner is the recommended way)
+# The template's epoch functions (kept working; the training loop is the recommended way)
 # --------------------------------------------------------------------------------------
 def _check(loss: float, what: str, epoch: int, i: int) -> None:
     if not math.isfinite(loss):

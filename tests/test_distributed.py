@@ -154,7 +154,6 @@ def worker(out_dir: str, sample_root: str) -> None:
                  "backend": torch.distributed.get_backend()}
     res["broadcast"] = D.broadcast_object({"from": info.rank, "items": [info.rank] * 3})
     res["mean"] = D.all_reduce_mean(torch.tensor([float(info.rank), 10.0 * info.rank]))
-    res["any"] = [D.any_process(info.rank == 1), D.any_process(False)]
     D.barrier()
     for name, (dims, sizes, channels, momentum, affine) in BN_CASES.items():
         bn = D.convert_sync_batchnorm(bn_module(dims, channels, momentum, affine))
@@ -251,7 +250,6 @@ def test_init_distributed_reads_torchruns_environment(ranks):
         assert res["backend"] == "gloo"
         assert res["broadcast"] == {"from": 0, "items": [0, 0, 0]}
         torch.testing.assert_close(res["mean"], torch.tensor([0.5, 5.0]))
-        assert res["any"] == [True, False]
 
 
 def test_each_rank_resumes_with_its_own_rng_streams(ranks, tmp_path_factory):
@@ -331,7 +329,6 @@ def test_single_process_without_torchrun(monkeypatch):
     t = torch.tensor([1.5])
     assert D.all_reduce_mean(t) is not t and torch.equal(D.all_reduce_mean(t), t)
     assert D.broadcast_object({"a": 1}) == {"a": 1}
-    assert D.any_process(True) and not D.any_process(False)
     D.barrier()
     D.cleanup()
 

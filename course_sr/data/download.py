@@ -3,7 +3,7 @@
     python -m course_sr download --root data --what all       # everything below
     python -m course_sr download --list                        # the archive table, no download
 
-What lands where (the layouts ``data_lists.create_data_lists`` reads)::
+What lands where (the layouts ``data.lists.create_data_lists`` reads)::
 
     <root>/DIV2K/DIV2K_{train,valid}_HR/0001.png
     <root>/DIV2K/DIV2K_{train,valid}_LR_bicubic/X4/0001x4.png
@@ -90,7 +90,7 @@ def download(
     read when it has one). ``checksums``: a ``SHA256SUMS`` file or URL for a course's own
     archives. ``files``: archives already on disk (names as in the table): checked and extracted
     in place, nothing downloaded, ``what`` ignored. ``data_lists``: when given, the folder where
-    ``data_lists.create_data_lists`` then writes the course CSVs of every split found under root
+    ``data.lists.create_data_lists`` then writes the course CSVs of every split found under root
     (True: ``<root>/data_lists``, where training and evaluation look first). Raises
     ``DownloadError`` with the URL or file.
     """

@@ -78,7 +78,7 @@ def capture_rng_state(device: str | torch.device = "cpu") -> dict[str, Any]:
 
     ``"cuda"``: ``[state]`` of the generator of ``device`` when it is a CUDA device (the GPU this
     process trains on), else ``[]``. Under torchrun each rank captures its own (rank r's GPU is
-    r), and the runner keeps them all (``"rng_ranks"``): restoring rank 0's GPU state on every
+    r), and the training loop keeps them all (``"rng_ranks"``): restoring rank 0's GPU state on every
     rank would give every process the same stream it never had.
     """
     version, mt_state, gauss = random.getstate()
@@ -119,7 +119,7 @@ def rank_rng_state(ckpt: Mapping[str, Any], rank: int = 0) -> Mapping[str, Any]:
 def scaler_states(ckpt: Mapping[str, Any], names) -> dict[str, Any]:
     """The grad-scaler states of a checkpoint by optimiser name (``{}`` when it has none).
 
-    ``"scalers"`` as written now; older checkpoints had ``"scaler"``: the SRGAN runner's one
+    ``"scalers"`` as written now; older checkpoints had ``"scaler"``: the SRGAN loop's one
     scaler shared by G and D (``None``, or one GradScaler state, whose scale then seeds every
     optimiser's scaler), or CycleSR's ``{name: state}``.
     """

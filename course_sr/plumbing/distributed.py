@@ -7,7 +7,7 @@ takes the same optimiser step and the weights stay identical::
 
     torchrun --nproc_per_node=2 -m course_sr train --config colab --out runs/colab2
 
-What this module gives the runner (``course_sr.training``):
+What this module gives the training loop (``course_sr.training``):
 
 - :func:`init_distributed` reads torchrun's environment (``RANK``, ``WORLD_SIZE``,
   ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``) and joins the process group: backend NCCL on
@@ -18,7 +18,7 @@ What this module gives the runner (``course_sr.training``):
   :func:`unwrap` gives the plain network back, so checkpoints hold plain state dicts (no
   ``module.`` prefix) and a checkpoint written by N processes loads on M, including 1.
 - :func:`barrier`, :func:`broadcast_object`, :func:`gather_object`, :func:`all_reduce_mean`,
-  :func:`any_process`, :func:`cleanup`: the few collective calls the runner needs; each is a no-op (or the
+  :func:`cleanup`: the few collective calls the training loop needs; each is a no-op (or the
   identity) in a single process.
 
 BatchNorm under DDP, the deliberate choice (``config.sync_bn``). Both the SRResNet and the
@@ -47,7 +47,7 @@ from torch.nn.parallel import DistributedDataParallel
 from course_sr.plumbing.errors import UserError
 
 __all__ = ["DistInfo", "init_distributed", "current", "cleanup", "barrier", "broadcast_object",
-           "gather_object", "all_reduce_mean", "any_process", "AllReduceBatchNorm", "convert_sync_batchnorm", "wrap_model", "unwrap"]
+           "gather_object", "all_reduce_mean", "AllReduceBatchNorm", "convert_sync_batchnorm", "wrap_model", "unwrap"]
 
 
 # --------------------------------------------------------------------------------------
@@ -199,7 +199,7 @@ def _active() -> bool:
 
 
 # --------------------------------------------------------------------------------------
-# The collective calls the runner needs (identity in a single process)
+# The collective calls the training loop needs (identity in a single process)
 # --------------------------------------------------------------------------------------
 def barrier() -> None:
     """Wait until every process gets here (e.g. while rank 0 writes a checkpoint)."""
@@ -244,19 +244,6 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out.div_(dist.get_world_size())
 
-
-def any_process(flag: bool) -> bool:
-    """True when ``flag`` is True on at least one process (``flag`` itself when single).
-
-    For decisions every process must take together: if one rank saw a NaN loss and stopped
-    alone, the others would wait forever in their next collective call.
-    """
-    if not _active():
-        return bool(flag)
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
 
 
 # --------------------------------------------------------------------------------------

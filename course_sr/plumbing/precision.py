@@ -124,7 +124,7 @@ def cudnn_benchmark(enabled: bool):
     """``torch.backends.cudnn.benchmark = enabled`` inside the block, the previous value after.
 
     Autotuning times every convolution algorithm once per input shape: a win for training's
-    fixed-size crops, a loss for evaluation, where every image has its own size. So the runner
+    fixed-size crops, a loss for evaluation, where every image has its own size. So the training loop
     turns it on for the training steps only (not for validation, not for what runs after).
     Only cuDNN reads the flag: on CPU it changes nothing.
     """

@@ -31,7 +31,7 @@ Where a set's images come from, first match wins (``<s>`` is the scale):
    ``DIV2K_valid_LR_bicubic/X<s>/<name>x<s>.png``;
 3. ``<data_root>/benchmark/<Set>/HR/*`` or ``<data_root>/<Set>/HR/*`` with
    ``<Set>/LR_bicubic/X<s>/<name>x<s>.png`` (so ``--data-root ../shared/benchmarks`` works;
-   ``data_lists.find_layout``, the same scan ``data-lists`` makes lists from).
+   ``data.lists.find_layout``, the same scan ``data-lists`` makes lists from).
 
 HR is cropped top-left to ``scale x`` the LR size (LR must be ``HR // scale``). The metric
 convention is ``course_sr.metrics``'s; :data:`CONVENTION` is printed under every table.
@@ -224,7 +224,7 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
         data_root: the data root; ``None`` means the embedded sample (``course_sr.data.sample``); or
             ``{set: root}`` when the sets live in different places (each then reads its own
             ``<root>/data_lists`` unless ``csv_folder`` is given).
-        csv_folder: where ``<set>_images.csv`` lists live (default: the rule of ``data_lists.find_data_list``).
+        csv_folder: where ``<set>_images.csv`` lists live (default: the rule of ``data.lists.find_data_list``).
         scale: SR factor; a checkpoint of another scale is an error naming the file and both scales.
         out_dir: when given, writes ``per_image.csv``, ``per_set.csv``, ``summary.json`` (the
             returned object) and ``table.txt`` (see :func:`write_results`).

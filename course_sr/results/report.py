@@ -7,7 +7,7 @@ or ``write_report(["runs/srgan"], eval_dir="outputs/eval", out="report.md")`` fr
 
 What it reads:
 
-- each run directory (written by the runner through :class:`course_sr.plumbing.records.RunRecords`):
+- each run directory (written by the training loop through :class:`course_sr.plumbing.records.RunRecords`):
   ``checkpoints/last.pt`` (else the newest ``checkpoints/*.pt``), read for its ``config``,
   ``history``, ``method``, ``stage``, ``iteration`` and ``best_psnr`` only
   (``load_checkpoint(verify=False)``: memory-mapped, so a report does not read hundreds of MB

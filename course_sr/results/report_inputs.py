@@ -1,6 +1,6 @@
 """What an experiment report is made from: run directories and an evaluation directory, read.
 
-- a run directory (written by the runner through :class:`course_sr.plumbing.records.RunRecords`):
+- a run directory (written by the training loop through :class:`course_sr.plumbing.records.RunRecords`):
   :func:`load_run` reads ``checkpoints/last.pt`` (else the newest ``checkpoints/*.pt``,
   :func:`find_checkpoint`) for its metadata only, with ``load_checkpoint(verify=False)``
   (memory-mapped: a report does not read hundreds of MB of weights; so the checksum is not
