@@ -102,14 +102,23 @@ def make_images(root: Path, n: int, seed: int = 0) -> list[tuple[str, str]]:
     return rows
 
 
-def rate(loader_iter, batches: int, warmup: int) -> float:
-    """Patches per second over ``batches`` batches after ``warmup`` (worker start-up) batches."""
-    for _ in range(warmup):
-        next(loader_iter)
+def rate(loader_iter, batches: int, warmup: int, read_whole: bool = False) -> float:
+    """Patches per second over ``batches`` batches after ``warmup`` (worker start-up) batches.
+
+    ``read_whole``: copy every batch into a buffer, as a copy to the GPU (or a CPU step) reads
+    it: a loader whose batches arrive as untouched shared-memory pages would otherwise pay its
+    page faults nowhere in the timing (the loader comparison reads whole batches)."""
+    sinks = None
+    for _ in range(max(warmup, 1 if read_whole else 0)):
+        lr, hr = next(loader_iter)
+        sinks = sinks or (torch.empty_like(lr), torch.empty_like(hr))
     t0 = time.perf_counter()
     n = 0
     for _ in range(batches):
         lr, hr = next(loader_iter)
+        if read_whole:
+            sinks[0].copy_(lr)
+            sinks[1].copy_(hr)
         n += hr.shape[0]
     return n / (time.perf_counter() - t0)
 
@@ -162,23 +171,11 @@ def stock_loader(ds, cfg, whole_batches: bool = False, rank: int = 0) -> DataLoa
 
 
 def copy_rate(loader, batches: int, warmup: int) -> float:
-    """Like :func:`rate`, but every batch is read whole, as a copy to the GPU (or a CPU step)
-    reads it: a loader whose batches arrive as untouched shared-memory pages would otherwise pay
-    its page faults nowhere in the timing."""
+    """:func:`rate` of a fresh iterator over ``loader``, batches read whole; the workers stop
+    before the next round starts its own."""
     it = iter(loader)
-    lr0, hr0 = next(it)
-    sinks = torch.empty_like(lr0), torch.empty_like(hr0)
-    for _ in range(warmup):
-        next(it)
-    t0 = time.perf_counter()
-    n = 0
-    for _ in range(batches):
-        lr, hr = next(it)
-        sinks[0].copy_(lr)
-        sinks[1].copy_(hr)
-        n += hr.shape[0]
-    r = n / (time.perf_counter() - t0)
-    del it                                   # stop the workers before the next round starts its own
+    r = rate(it, batches, warmup, read_whole=True)
+    del it
     return r
 
 

@@ -285,7 +285,7 @@ REPORT = {
 
 @pytest.mark.parametrize("case", REPORT, ids=list(REPORT))
 def test_report(world, capsys, case):
-    from test_report import make_run                           # a run folder as the runner leaves it
+    from helpers import make_run                           # a run folder as the runner leaves it
 
     make_run(world, "real_run")
     argv, names, *ro = REPORT[case]

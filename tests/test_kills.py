@@ -16,9 +16,9 @@ import torch
 
 from course_sr.plumbing import checkpoint
 
-from course_sr import training as runner
+from course_sr import training
 from course_sr.plumbing.checkpoint import load_checkpoint
-from test_runner import assert_same_state, tiny, without_timing
+from helpers import assert_same_state, tiny, without_timing
 
 # The saves of the tiny SRGAN run (3 + 3 iterations, ckpt_every 2, a validation at each stage end)
 SRGAN_SAVES = ["last.pt", "best.pt", "pretrain_end.pt", "last.pt", "last.pt", "best.pt", "gan_end.pt", "last.pt"]
@@ -42,24 +42,24 @@ def kill_at_save(monkeypatch, k: int) -> list[str]:
         return real(state, path, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint, "save_checkpoint", save)
-    monkeypatch.setattr(runner, "save_checkpoint", save)
+    monkeypatch.setattr(training, "save_checkpoint", save)
     return seen
 
 
 @pytest.fixture(scope="module")
 def unbroken(sample_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("unbroken")
-    real, names = runner.save_checkpoint, []
+    real, names = training.save_checkpoint, []
 
     def record(state, path, *args, **kwargs):
         names.append(Path(path).name)
         return real(state, path, *args, **kwargs)
 
-    runner.save_checkpoint = record
+    training.save_checkpoint = record
     try:
-        runner.run(tiny(sample_root), out)
+        training.run(tiny(sample_root), out)
     finally:
-        runner.save_checkpoint = real
+        training.save_checkpoint = real
     return out, names
 
 
@@ -85,12 +85,12 @@ def test_a_kill_inside_any_save_then_resume_auto_ends_bit_identical(unbroken, sa
     ref, _ = unbroken
     seen = kill_at_save(monkeypatch, k)
     with pytest.raises(Killed):
-        runner.run(tiny(sample_root), tmp_path)
+        training.run(tiny(sample_root), tmp_path)
     assert seen[-1] == SRGAN_SAVES[k] and list((tmp_path / "checkpoints").glob(".*.tmp"))
     monkeypatch.undo()
-    with pytest.raises(runner.RunExistsError):           # the same command without --resume: refused
-        runner.run(tiny(sample_root), tmp_path)
-    result = runner.run(tiny(sample_root), tmp_path, resume="auto")
+    with pytest.raises(training.RunExistsError):           # the same command without --resume: refused
+        training.run(tiny(sample_root), tmp_path)
+    result = training.run(tiny(sample_root), tmp_path, resume="auto")
     assert result["finished"]
     assert "removed 1 temporary file(s) of interrupted checkpoint saves" in (tmp_path / "log.txt").read_text()
     assert_same_run(ref, tmp_path)
@@ -99,19 +99,19 @@ def test_a_kill_inside_any_save_then_resume_auto_ends_bit_identical(unbroken, sa
 def test_a_last_pt_at_a_stage_end_without_its_end_file_gets_it_back(unbroken, sample_root, tmp_path):
     """A run killed between last.pt and pretrain_end.pt by an older kit (which wrote last.pt first)."""
     ref, _ = unbroken
-    runner.run(tiny(sample_root), tmp_path, stop_after="pretrain")
+    training.run(tiny(sample_root), tmp_path, stop_after="pretrain")
     (tmp_path / "checkpoints" / "pretrain_end.pt").unlink()
-    runner.run(tiny(sample_root), tmp_path, resume="auto")
+    training.run(tiny(sample_root), tmp_path, resume="auto")
     assert "wrote the missing" in (tmp_path / "log.txt").read_text()
     assert_same_run(ref, tmp_path)
 
 
 def test_cyclesr_warmup_end_survives_a_kill_at_its_save(sample_root, tmp_path, monkeypatch):
-    from test_cyclesr import run_cfg
+    from helpers import run_cfg
 
     cfg = run_cfg(sample_root, log_every=1, n_epoch=1, n_epoch_decay=0, iters_per_epoch=2,
                   cyc_warmup_iters=1)                    # 1 warm-up + 1 joint iteration
-    runner.run(cfg, tmp_path / "full")
+    training.run(cfg, tmp_path / "full")
     real = checkpoint.save_checkpoint
 
     def die_at_warmup_end(state, path, *args, **kwargs):
@@ -122,12 +122,12 @@ def test_cyclesr_warmup_end_survives_a_kill_at_its_save(sample_root, tmp_path, m
         return real(state, path, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint, "save_checkpoint", die_at_warmup_end)
-    monkeypatch.setattr(runner, "save_checkpoint", die_at_warmup_end)     # the loop's own reference
+    monkeypatch.setattr(training, "save_checkpoint", die_at_warmup_end)     # the loop's own reference
     with pytest.raises(Killed):
-        runner.run(cfg, tmp_path / "part")
+        training.run(cfg, tmp_path / "part")
     monkeypatch.undo()
     assert not (tmp_path / "part" / "checkpoints" / "last.pt").exists()     # ckpt_every 100: none yet
-    runner.run(cfg, tmp_path / "part", resume="auto")   # no last.pt yet: auto starts afresh
+    training.run(cfg, tmp_path / "part", resume="auto")   # no last.pt yet: auto starts afresh
     a, b = (load_checkpoint(tmp_path / d / "checkpoints" / "warmup_end.pt") for d in ("full", "part"))
     assert a["iteration"] == b["iteration"] == 1
     for name, sd in a["models"].items():

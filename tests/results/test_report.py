@@ -16,33 +16,10 @@ from course_sr.plumbing.records import config_yaml
 from course_sr.results.markdown_html import markdown_to_html
 from course_sr.results.report import (STUDENT_END, differing_settings, main,
                               results_table, write_report)
+from helpers import make_run
 
 SECTIONS = ["## Runs at a glance", "## Schedule and settings", "## Training curves",
             "## Test-set results", "## Set5 comparison sheets", "## Your notes"]
-
-
-def make_run(root: Path, name: str, stage="srgan", ckpt_name="last.pt", **overrides) -> Path:
-    """A run directory as the runner leaves it: config.yaml + a checkpoint with a history."""
-    cfg = get_config("quick", **overrides)
-    run = root / name
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "config.yaml").write_text(config_yaml(cfg))
-    p = cfg.pretrain_iters
-    history = {"srresnet/loss": [[s, 1.0 / (s + 1)] for s in range(0, p, 5)],
-               "srresnet/val_psnr": [[s, 20.0 + s / 30] for s in range(15, p + 1, 15)],
-               "srgan/loss_g": [[s, 0.5] for s in range(p, p + cfg.gan_iters, 5)],
-               "srgan/val_psnr": [[p + 15, 20.5]], "srgan/val_ssim": [[p + 15, 0.61]]}
-    history = {k: v for k, v in history.items() if v}  # no pretraining: no stage-1 series
-    state = {"format": "course_sr/1", "method": cfg.method, "stage": stage,
-             "iteration": p + cfg.gan_iters, "config": to_plain(cfg),
-             "arch": {"generator": "srresnet"},
-             "models": {"generator": {"w": torch.zeros(2, 2)}}, "optimizers": {}, "schedulers": {},
-             "scaler": None, "history": history, "rng": {}, "best_psnr": 21.0}
-    torch.save(state, run / "checkpoints" / ckpt_name)
-    (run / "samples").mkdir()
-    for it in (15, 45):  # the newest grid (by iteration) goes in the report
-        Image.fromarray(np.full((6, 6, 3), it, np.uint8)).save(run / "samples" / f"{stage}_{it}.png")
-    return run
 
 
 def make_eval(root: Path) -> Path:

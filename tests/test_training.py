@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from course_sr import training as runner
+from course_sr import training
 
 from course_sr import solver
 from course_sr.__main__ import main as cli
@@ -16,43 +16,14 @@ from course_sr.plumbing.records import plot_history
 from course_sr.plumbing.train_cli import main as train_main
 from course_sr.utils import centre_crop_pair
 from course_sr.config import get_config
-
-
-def tiny(sample_root, **overrides):
-    base = dict(data_root=str(sample_root), csv_folder=str(sample_root / "data_lists"),
-                n_channels=8, n_blocks=1, d_n_channels=4, d_n_blocks=4, d_fc_size=8,
-                crop_size=16, batch_size=2, val_images=1, val_crop=32,
-                pretrain_iters=3, gan_iters=3, lr_pretrain=1e-3, log_every=2, val_every=100, ckpt_every=2,
-                tensorboard=False)
-    return get_config("quick", **{**base, **overrides})
+from helpers import assert_same_state, tiny, without_timing  # noqa: F401 (test_kills too)
 
 
 @pytest.fixture(scope="module")
 def full_run(sample_root, tmp_path_factory):
     """The uninterrupted reference run: 3 SRResNet + 3 SRGAN iterations."""
     out = tmp_path_factory.mktemp("full")
-    return runner.run(tiny(sample_root), out), out
-
-
-def assert_same_state(a, b):
-    assert a["iteration"] == b["iteration"] and a["stage"] == b["stage"]
-    for net in ("generator", "discriminator"):
-        assert a["models"][net].keys() == b["models"][net].keys()
-        for k, v in a["models"][net].items():
-            assert torch.equal(v, b["models"][net][k]), f"{net}.{k} differs"
-    for name, opt in a["optimizers"].items():
-        for pid, st in opt["state"].items():
-            for k, v in st.items():
-                assert torch.equal(v, b["optimizers"][name]["state"][pid][k]), f"optimizer {name} {pid} {k}"
-    assert a["schedulers"] == b["schedulers"]
-    # The RNG states too: nothing in training may draw from them differently after a resume.
-    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"]), "global torch RNG state differs"
-    assert a["rng"]["python"] == b["rng"]["python"], "python RNG state differs"
-    assert torch.equal(a["rng"]["numpy"][1], b["rng"]["numpy"][1]) and a["rng"]["numpy"][2:] == b["rng"]["numpy"][2:]
-
-
-def without_timing(history):
-    return {k: v for k, v in history.items() if not k.endswith("it_per_s")}
+    return training.run(tiny(sample_root), out), out
 
 
 def test_full_run_writes_the_documented_layout(full_run):
@@ -94,7 +65,7 @@ def test_resuming_mid_stage_from_a_weights_only_checkpoint_says_to_use_last(full
     shutil.copy(full_out / "checkpoints" / "gan_end.pt", tmp_path / "gan_end.pt")
     longer = tiny(sample_root, gan_iters=4)              # gan_end.pt (iteration 6) is now mid-stage
     with pytest.raises(ValueError, match=r"gan_end.pt holds weights only.*resume from checkpoints/last.pt"):
-        runner.run(longer, tmp_path / "run", resume=tmp_path / "gan_end.pt")
+        training.run(longer, tmp_path / "run", resume=tmp_path / "gan_end.pt")
 
 
 def test_old_single_scaler_entries_are_read_per_optimiser():
@@ -118,17 +89,17 @@ def test_a_checkpoint_with_the_old_single_scaler_entry_still_resumes(full_run, s
     ckpt["iteration"], ckpt["scaler"] = 5, None       # as written before per-optimiser scalers (CPU: None)
     ckpt.pop("scalers")
     torch.save(ckpt, tmp_path / "old.pt")
-    assert runner.run(tiny(sample_root), tmp_path / "run", resume=tmp_path / "old.pt")["finished"]
+    assert training.run(tiny(sample_root), tmp_path / "run", resume=tmp_path / "old.pt")["finished"]
 
 
 # inside stage 1, at the stage boundary (as the notebook stops there), inside stage 2
 @pytest.mark.parametrize("stop, k", [(dict(max_iters=2), 2), (dict(stop_after="pretrain"), 3), (dict(max_iters=4), 4)])
 def test_resume_is_bit_identical(full_run, sample_root, tmp_path, stop, k):
     _, full_out = full_run
-    first = runner.run(tiny(sample_root), tmp_path, **stop)
+    first = training.run(tiny(sample_root), tmp_path, **stop)
     assert first["iteration"] == k and not first["finished"]
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["iteration"] == k
-    second = runner.run(None, tmp_path, resume=tmp_path / "checkpoints" / "last.pt")
+    second = training.run(None, tmp_path, resume=tmp_path / "checkpoints" / "last.pt")
     assert second["finished"]
     a = load_checkpoint(full_out / "checkpoints" / "last.pt")             # the full state, at the end
     b = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
@@ -142,9 +113,9 @@ def test_resume_is_bit_identical(full_run, sample_root, tmp_path, stop, k):
 def test_random_vgg_is_refused_for_the_gan_stage_before_stage_one_starts(sample_root, tmp_path):
     cfg = tiny(sample_root, content_loss="vgg", allow_random_vgg=False)
     with pytest.raises(ValueError, match="vgg_weights='random'.*allow_random_vgg=True"):
-        runner.run(cfg, tmp_path)
+        training.run(cfg, tmp_path)
     assert not (tmp_path / "checkpoints").exists()          # failed at once, not after stage 1
-    assert runner.run(cfg, tmp_path, stop_after="pretrain")["iteration"] == 3   # stage 1 alone is fine
+    assert training.run(cfg, tmp_path, stop_after="pretrain")["iteration"] == 3   # stage 1 alone is fine
 
 
 def test_srgan_mse_needs_no_vgg_and_its_content_term_is_the_pixel_mse(sample_root, tmp_path, monkeypatch):
@@ -158,11 +129,11 @@ def test_srgan_mse_needs_no_vgg_and_its_content_term_is_the_pixel_mse(sample_roo
     monkeypatch.setattr(solver, "build_vgg", no_vgg)
     monkeypatch.setattr(models, "TruncatedVGG19", no_vgg)
     cfg = tiny(sample_root, content_loss="mse", vgg_weights="imagenet", allow_random_vgg=False)
-    runner.run(cfg, tmp_path, stop_after="pretrain")   # stage 1's loss is the pixel MSE too: count stage 2's
+    training.run(cfg, tmp_path, stop_after="pretrain")   # stage 1's loss is the pixel MSE too: count stage 2's
     seen = []
     real = solver.pixel_loss
     monkeypatch.setattr(solver, "pixel_loss", lambda p, t: seen.append(1) or real(p, t))
-    result = runner.run(cfg, tmp_path, resume="auto")
+    result = training.run(cfg, tmp_path, resume="auto")
     assert result["finished"] and len(seen) == cfg.gan_iters         # one content term per G step
     assert "content loss pixel MSE (SRGAN-MSE)" in (tmp_path / "log.txt").read_text()
 
@@ -172,7 +143,7 @@ def test_cpu_threads_apply_to_the_run_only(sample_root, tmp_path, monkeypatch):
     used = []
     real = solver.pretrain_step
     monkeypatch.setattr(solver, "pretrain_step", lambda *a, **k: used.append(torch.get_num_threads()) or real(*a, **k))
-    runner.run(tiny(sample_root, cpu_threads=1), tmp_path, stop_after="pretrain")
+    training.run(tiny(sample_root, cpu_threads=1), tmp_path, stop_after="pretrain")
     assert set(used) == {1} and torch.get_num_threads() == before
     assert "training on 1 CPU thread(s)" in (tmp_path / "log.txt").read_text()
 
@@ -195,7 +166,7 @@ def test_resume_logs_changed_settings(full_run, sample_root, tmp_path):
 
     _, full_out = full_run
     shutil.copy(full_out / "checkpoints" / "pretrain_end.pt", tmp_path / "stage1.pt")
-    result = runner.run(tiny(sample_root, gan_iters=1), tmp_path / "run", resume=tmp_path / "stage1.pt")
+    result = training.run(tiny(sample_root, gan_iters=1), tmp_path / "run", resume=tmp_path / "stage1.pt")
     assert result["iteration"] == 4 and result["finished"]
     assert "gan_iters: 3 -> 1" in (tmp_path / "run" / "log.txt").read_text()
 
@@ -213,7 +184,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(sample_root, t
     monkeypatch.setattr(solver, "pixel_loss", poisoned)
     cfg = tiny(sample_root, pretrain_iters=6, log_every=log_every, ckpt_every=2)
     with pytest.raises(NonFiniteError, match=r"stopping stage pretrain: loss became nan.*last good checkpoint"):
-        runner.run(cfg, tmp_path)
+        training.run(cfg, tmp_path)
     last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert last["iteration"] == 2
     assert all(torch.isfinite(v).all() for v in last["models"]["generator"].values())
@@ -223,7 +194,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(sample_root, t
 def test_init_from_skips_stage_one(full_run, sample_root, tmp_path):
     _, full_out = full_run
     cfg = tiny(sample_root, init_from=str(full_out / "checkpoints" / "pretrain_end.pt"), gan_iters=2)
-    result = runner.run(cfg, tmp_path)
+    result = training.run(cfg, tmp_path)
     assert result["iteration"] == 2 and list(result["stage_ends"]) == ["gan"]
     assert "stage 1 (pretrain) is skipped" in (tmp_path / "log.txt").read_text()
 
@@ -260,26 +231,26 @@ def test_one_loop_trains_every_method(sample_root, tmp_path, monkeypatch):
     from course_sr.unpaired.cyclesr import CycleSR, DualRegression
 
     info = current("cpu")
-    assert isinstance(runner.make_trainer(tiny(sample_root), info), SRGANTrainer)
-    assert isinstance(runner.make_trainer(get_config("cyclesr-quick"), info), CycleSR)
-    assert isinstance(runner.make_trainer(get_config("dual-quick"), info), DualRegression)
+    assert isinstance(training.make_trainer(tiny(sample_root), info), SRGANTrainer)
+    assert isinstance(training.make_trainer(get_config("cyclesr-quick"), info), CycleSR)
+    assert isinstance(training.make_trainer(get_config("dual-quick"), info), DualRegression)
     seen = []
-    real = runner._Loop.run_stage
+    real = training._Loop.run_stage
 
     def spy(self, stage, *args, **kwargs):
         seen.append((self.t.method, stage))
         return real(self, stage, *args, **kwargs)
-    monkeypatch.setattr(runner._Loop, "run_stage", spy)
+    monkeypatch.setattr(training._Loop, "run_stage", spy)
     small = dict(data_root=str(sample_root), csv_folder=str(sample_root / "data_lists"), tensorboard=False,
                  device="cpu", batch_size=2, val_images=1, val_crop=32, cyc_ngf=4, cyc_ndf=4, cyc_n_blocks=1,
                  cyc_n_layers_D=2, SR_nb=2, SR_nf=4, dual_nf=4, pool_size=2, n_epoch=1, n_epoch_decay=1,
                  iters_per_epoch=3, cyc_warmup_iters=2, pretrain_iters=3, log_every=1, val_every=2, ckpt_every=100)
     for preset, method in (("cyclesr-quick", "cyclesr"), ("dual-quick", "dual")):
-        out = runner.run(get_config(preset, **small), tmp_path / method)
+        out = training.run(get_config(preset, **small), tmp_path / method)
         ckpt = load_checkpoint(out["last"])
         assert ckpt["method"] == method and ckpt["iteration"] == out["iteration"] and out["finished"]
         assert {"models", "optimizers", "scalers", "history", "rng", "window", "samples_seen"} <= set(ckpt)
-        assert not set(runner.RESUME_ONLY) & set(load_checkpoint(out["stage_ends"][ckpt["stage"]]))
+        assert not set(training.RESUME_ONLY) & set(load_checkpoint(out["stage_ends"][ckpt["stage"]]))
     assert seen == [("cyclesr", "warmup"), ("cyclesr", "joint"), ("dual", "dual")]
 
 
@@ -307,14 +278,14 @@ def test_cudnn_benchmark_is_on_for_the_training_steps_only(sample_root, tmp_path
             seen["step"].add(torch.backends.cudnn.benchmark)
             return _real(*args, **kwargs)
         monkeypatch.setattr(solver, name, spy)
-    real_validate = runner.validate
+    real_validate = training.validate
 
     def validate_spy(*args, **kwargs):
         seen["validate"].add(torch.backends.cudnn.benchmark)
         return real_validate(*args, **kwargs)
-    monkeypatch.setattr(runner, "validate", validate_spy)
+    monkeypatch.setattr(training, "validate", validate_spy)
     before = torch.backends.cudnn.benchmark
-    runner.run(tiny(sample_root, cudnn_benchmark=True, pretrain_iters=2, gan_iters=1, val_every=1), tmp_path)
+    training.run(tiny(sample_root, cudnn_benchmark=True, pretrain_iters=2, gan_iters=1, val_every=1), tmp_path)
     assert seen == {"step": {True}, "validate": {before}}
     assert torch.backends.cudnn.benchmark == before          # evaluate() afterwards does not autotune
     assert "cudnn_benchmark=True" in (tmp_path / "log.txt").read_text()
@@ -324,7 +295,7 @@ def test_cudnn_benchmark_is_on_for_the_training_steps_only(sample_root, tmp_path
 def test_stage_two_logs_the_loss_balance_and_warns_when_the_adversarial_term_dominates(sample_root, tmp_path,
                                                                                        rescale, warned):
     # The paper's SRResNet and VGG loss (quick's bicubic_residual G starts almost at HR: tiny content loss).
-    runner.run(tiny(sample_root, content_loss="vgg", bicubic_residual=False, vgg_rescale=rescale,
+    training.run(tiny(sample_root, content_loss="vgg", bicubic_residual=False, vgg_rescale=rescale,
                     pretrain_iters=1, gan_iters=3), tmp_path)
     log = (tmp_path / "log.txt").read_text()
     assert log.count("loss balance over the first 3 batches of stage gan: content_weight x l_VGG = ") == 1
@@ -335,13 +306,13 @@ def test_torch_compile_saves_plain_keys_and_resumes(sample_root, tmp_path):
     from course_sr.models import Generator
 
     cfg = tiny(sample_root, compile=True, pretrain_iters=3)
-    straight = runner.run(cfg, tmp_path / "straight", stop_after="pretrain")
+    straight = training.run(cfg, tmp_path / "straight", stop_after="pretrain")
     assert straight["iteration"] == 3
-    runner.run(cfg, tmp_path / "resumed", max_iters=2)
+    training.run(cfg, tmp_path / "resumed", max_iters=2)
     last = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
     assert list(last["models"]["generator"]) == list(Generator(cfg).state_dict())     # no "_orig_mod."
     assert "compile=True" in (tmp_path / "resumed" / "log.txt").read_text()
-    runner.run(None, tmp_path / "resumed", resume=tmp_path / "resumed" / "checkpoints" / "last.pt",
+    training.run(None, tmp_path / "resumed", resume=tmp_path / "resumed" / "checkpoints" / "last.pt",
                stop_after="pretrain")
     a, b = (load_checkpoint(tmp_path / d / "checkpoints" / "pretrain_end.pt") for d in ("straight", "resumed"))
     assert a["iteration"] == b["iteration"] == 3
@@ -408,9 +379,9 @@ def snapshot(folder):
 def test_a_forgotten_resume_is_refused_and_changes_nothing(full_run, sample_root, tmp_path, capsys):
     out = copy_run(full_run, tmp_path)
     before = snapshot(out)
-    with pytest.raises(runner.RunExistsError, match=r"checkpoints already holds checkpoints .*last.pt.*--resume auto"
+    with pytest.raises(training.RunExistsError, match=r"checkpoints already holds checkpoints .*last.pt.*--resume auto"
                                                     r".*--overwrite.*new --out"):
-        runner.run(tiny(sample_root), out)
+        training.run(tiny(sample_root), out)
     yaml_path = tmp_path / "tiny.yaml"
     yaml_path.write_text("preset: quick\n")
     assert cli(["train", "--config", str(yaml_path), "--out", str(out)]) == 2
@@ -422,8 +393,8 @@ def test_a_forgotten_resume_is_refused_and_changes_nothing(full_run, sample_root
 def test_overwrite_deletes_the_old_checkpoints_and_starts_afresh(full_run, sample_root, tmp_path):
     out = copy_run(full_run, tmp_path)
     with pytest.raises(Exception, match="give one of them"):
-        runner.run(tiny(sample_root), out, resume="auto", overwrite=True)
-    result = runner.run(tiny(sample_root), out, max_iters=1, overwrite=True)
+        training.run(tiny(sample_root), out, resume="auto", overwrite=True)
+    result = training.run(tiny(sample_root), out, max_iters=1, overwrite=True)
     assert result["iteration"] == 1 and sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.pt"]
     assert not list((out / "samples").glob("*.png")) and "--overwrite: deleted the earlier run" in (out / "log.txt").read_text()
 
@@ -433,8 +404,8 @@ def test_max_iters_below_one_is_refused(sample_root, tmp_path, capsys, bad):
     with pytest.raises(SystemExit) as e:
         train_main(["--config", "quick", "--out", str(tmp_path / "r"), "--max-iters", bad])
     assert e.value.code == 2 and f"must be a positive number of iterations, got '{bad}'" in capsys.readouterr().err
-    with pytest.raises(runner.UserError, match="max_iters .* must be a positive number"):
-        runner.run(tiny(sample_root), tmp_path / "r", max_iters=int(bad))
+    with pytest.raises(training.UserError, match="max_iters .* must be a positive number"):
+        training.run(tiny(sample_root), tmp_path / "r", max_iters=int(bad))
     assert not (tmp_path / "r").exists()
 
 
@@ -447,9 +418,9 @@ def test_other_network_sizes_are_refused_naming_the_file_and_settings_and_config
     last = out / "checkpoints" / "last.pt"
     with pytest.raises(CheckpointError, match=r"checkpoint .*last.pt does not fit this config: n_blocks 1 vs 2, "
                                               r"d_fc_size 8 vs 16 \(checkpoint vs config\)"):
-        runner.run(tiny(sample_root, n_blocks=2, d_fc_size=16, gan_iters=5), out, resume=last)
+        training.run(tiny(sample_root, n_blocks=2, d_fc_size=16, gan_iters=5), out, resume=last)
     with pytest.raises(CheckpointError, match="seed 0 vs 3"):
-        runner.run(tiny(sample_root, seed=3, gan_iters=5), out, resume="auto")
+        training.run(tiny(sample_root, seed=3, gan_iters=5), out, resume="auto")
     assert cli(["train", "--out", str(out), "--resume", "auto", "--set", "n_blocks=4"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "last.pt does not fit this config: n_blocks 1 vs 4" in err[0]
@@ -462,11 +433,11 @@ def test_pretrain_iters_cannot_move_a_finished_stage_one(full_run, sample_root, 
 
     out = copy_run(full_run, tmp_path)
     with pytest.raises(CheckpointError, match=r"iteration 6 of stage gan, outside that stage .*pretrain_iters"):
-        runner.run(tiny(sample_root, pretrain_iters=5), out, resume="auto")
+        training.run(tiny(sample_root, pretrain_iters=5), out, resume="auto")
 
 
 def test_a_corrupt_checkpoint_is_one_line_naming_it(full_run, tmp_path, capsys):
-    from test_checkpoint import flip_bytes_inside
+    from helpers import flip_bytes_inside
 
     out = copy_run(full_run, tmp_path)
     last = out / "checkpoints" / "last.pt"
@@ -479,8 +450,8 @@ def test_a_corrupt_checkpoint_is_one_line_naming_it(full_run, tmp_path, capsys):
 
 
 def test_a_new_lr_inside_a_stage_is_applied_to_the_restored_optimiser(sample_root, tmp_path):
-    runner.run(tiny(sample_root), tmp_path, max_iters=4)                      # inside stage gan (iteration 4)
-    runner.run(tiny(sample_root, lr_g=5e-5, lr_d=2e-5), tmp_path, resume="auto")
+    training.run(tiny(sample_root), tmp_path, max_iters=4)                      # inside stage gan (iteration 4)
+    training.run(tiny(sample_root, lr_g=5e-5, lr_d=2e-5), tmp_path, resume="auto")
     log = (tmp_path / "log.txt").read_text()
     assert "applied to the restored optimisers of stage gan" in log
     assert "optimizer g scheduler base_lrs [0.0001] -> [5e-05]" in log and "optimizer d lr 0.0001 -> 2e-05" in log
@@ -507,7 +478,7 @@ def test_after_a_nan_lowering_the_lr_and_resuming_does_what_the_message_says(sam
     cfg = tiny(sample_root, pretrain_iters=6, log_every=1, ckpt_every=2)
     capsys.readouterr()
     with pytest.raises(NonFiniteError) as e:
-        runner.run(cfg, tmp_path)
+        training.run(cfg, tmp_path)
     msg = str(e.value)
     assert e.value.__cause__ is None and e.value.__suppress_context__        # not chained twice
     last = tmp_path / "checkpoints" / "last.pt"
@@ -515,7 +486,7 @@ def test_after_a_nan_lowering_the_lr_and_resuming_does_what_the_message_says(sam
     assert "--resume auto" in msg and "non-finite" not in capsys.readouterr().out   # shown once: by the raise
     assert (tmp_path / "log.txt").read_text().count("non-finite value, stopping") == 1
     monkeypatch.undo()
-    runner.run(tiny(sample_root, pretrain_iters=6, log_every=1, ckpt_every=2, lr_pretrain=1e-4), tmp_path,
+    training.run(tiny(sample_root, pretrain_iters=6, log_every=1, ckpt_every=2, lr_pretrain=1e-4), tmp_path,
                resume="auto", stop_after="pretrain")
     assert "optimizer g lr 0.001 -> 0.0001" in (tmp_path / "log.txt").read_text()
     assert load_checkpoint(last)["optimizers"]["g"]["param_groups"][0]["lr"] == 1e-4
@@ -524,7 +495,7 @@ def test_after_a_nan_lowering_the_lr_and_resuming_does_what_the_message_says(sam
 def test_a_nan_before_any_checkpoint_names_none(sample_root, tmp_path, monkeypatch):
     monkeypatch.setattr(solver, "pixel_loss", lambda pred, target: (pred - target).pow(2).mean() * float("nan"))
     with pytest.raises(NonFiniteError, match=r"no checkpoint was written yet in .*checkpoints; .*--resume auto") as e:
-        runner.run(tiny(sample_root, log_every=1), tmp_path)
+        training.run(tiny(sample_root, log_every=1), tmp_path)
     assert "last.pt" not in str(e.value)
 
 

@@ -13,6 +13,7 @@ from course_sr.plumbing.checkpoint import (NonFiniteError, capture_rng_state, lo
                                            save_checkpoint)
 from course_sr.config import get_config, to_plain
 from course_sr.models import Discriminator, Generator, load_generator
+from helpers import flip_bytes_inside
 
 CFG = get_config("quick", n_channels=8, n_blocks=1, d_n_channels=4, d_n_blocks=2, d_fc_size=8)
 
@@ -148,18 +149,6 @@ def test_rank_rng_state_picks_each_ranks_own():
 
 
 # ---- checksums (issue 17: 16 flipped bytes inside a tensor loaded and trained on) -------------
-def flip_bytes_inside(path, tensor, n=16):
-    """Flip ``n`` bytes in the middle of ``tensor``'s stored bytes in the file at ``path``."""
-    data = bytearray(path.read_bytes())
-    raw = tensor.contiguous().view(torch.uint8).numpy().tobytes()
-    at = data.find(raw)
-    assert at > 0, "the tensor's bytes are stored verbatim in the zip"
-    start = at + len(raw) // 2 - n // 2
-    for i in range(start, start + n):
-        data[i] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
 def test_every_checkpoint_carries_a_checksum_that_load_verifies_and_strips(tmp_path):
     state = make_state()
     path = save_checkpoint(state, tmp_path / "last.pt")

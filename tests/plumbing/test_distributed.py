@@ -35,7 +35,7 @@ from course_sr.plumbing import distributed as D
 from course_sr.config import get_config
 
 THIS = Path(__file__).resolve()
-REPO = THIS.parents[1]
+REPO = THIS.parents[2]
 WORLD = 2
 B = 2                                  # per-process batch of the training-step case
 
@@ -173,11 +173,11 @@ def runner_rng_case(out: Path, sample_root, info: D.DistInfo) -> dict:
     a checkpoint must give each rank its own back (the CUDA generator travels the same way)."""
     import shutil
 
-    from course_sr import training as runner
+    from course_sr import training
     from course_sr.solver import SRGANTrainer
 
     cfg = get_config("quick", **run_overrides(sample_root))
-    real_step, real_restore = SRGANTrainer.step, runner.restore_rng_state
+    real_step, real_restore = SRGANTrainer.step, training.restore_rng_state
     restored = {}
 
     def step(self, batch, iteration):
@@ -188,18 +188,18 @@ def runner_rng_case(out: Path, sample_root, info: D.DistInfo) -> dict:
         real_restore(state, device)
         restored["torch"] = torch.get_rng_state().clone()
 
-    SRGANTrainer.step, runner.restore_rng_state = step, restore
+    SRGANTrainer.step, training.restore_rng_state = step, restore
     try:
-        runner.run(cfg, out / "rng", max_iters=2)
+        training.run(cfg, out / "rng", max_iters=2)
         saved = torch.get_rng_state().clone()            # nothing draws after the last save
         D.barrier()
         if info.is_main:
             shutil.copy(out / "rng" / "checkpoints" / "last.pt", out / "rng_last.pt")
         D.barrier()
         torch.manual_seed(12345)                          # forget the streams
-        runner.run(cfg, out / "rng", max_iters=1, resume=out / "rng" / "checkpoints" / "last.pt")
+        training.run(cfg, out / "rng", max_iters=1, resume=out / "rng" / "checkpoints" / "last.pt")
     finally:
-        SRGANTrainer.step, runner.restore_rng_state = real_step, real_restore
+        SRGANTrainer.step, training.restore_rng_state = real_step, real_restore
     return {"rng/saved": saved, "rng/restored": restored["torch"]}
 
 
@@ -207,7 +207,7 @@ def runner_non_finite_case(out: Path, sample_root, info: D.DistInfo) -> dict:
     """Rank 1 alone gets a NaN weight right after iteration 2's step: the save that follows
     must stop BOTH ranks (one rank stopping alone would hang the other in its next all-reduce)
     and write nothing."""
-    from course_sr import training as runner
+    from course_sr import training
     from course_sr.plumbing.checkpoint import NonFiniteError
     from course_sr.solver import SRGANTrainer
 
@@ -223,7 +223,7 @@ def runner_non_finite_case(out: Path, sample_root, info: D.DistInfo) -> dict:
 
     SRGANTrainer.step = step
     try:
-        runner.run(cfg, out / "nan")
+        training.run(cfg, out / "nan")
         error = ""
     except NonFiniteError as err:
         error = str(err)

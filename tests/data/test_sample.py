@@ -13,7 +13,7 @@ from course_sr.data.lists import read_data_list
 from course_sr.imresize import imresize
 from course_sr.utils import load_image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("split, n", [("sample_train", 6), ("sample_test", 4), ("sample_unpaired_clean", 6),

@@ -11,7 +11,7 @@ from course_sr.data import lists as dl
 from course_sr.imresize import imresize
 from course_sr.utils import load_image, save_image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "data_lists"
 
 

@@ -14,10 +14,9 @@ from course_sr.training import validation_set
 from course_sr.unpaired.cyclesr import (CycleSR, DualRegression, cycle_loss, dual_loss, identity_loss, lr_factor,
                                         lsgan_loss, sr_loss, sr_output)
 from course_sr.utils import seed_everything
+from helpers import TINY, run_cfg
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = dict(cyc_ngf=4, cyc_ndf=4, cyc_n_blocks=1, n_channels=4, n_blocks=1, SR_nb=2, SR_nf=4, dual_nf=4,
-            pool_size=2, device="cpu")
+REPO = Path(__file__).resolve().parents[2]
 
 
 def batch(n=2, seed=0):
@@ -157,13 +156,6 @@ def test_dual_regression_terms_and_the_unpaired_loop():
 
 
 # ---- runs, checkpoints, exact resume --------------------------------------------------
-def run_cfg(sample_root, preset="cyclesr-quick", **kw):
-    base = dict(data_root=str(sample_root), csv_folder=str(sample_root / "data_lists"), tensorboard=False,
-                n_epoch=1, n_epoch_decay=1, iters_per_epoch=4, cyc_warmup_iters=3, pretrain_iters=6,
-                val_every=4, val_images=1, val_crop=64, log_every=2, ckpt_every=100, batch_size=2)
-    return get_config(preset, **{**TINY, "cyc_n_layers_D": 2, **base, **kw})
-
-
 def test_phase_resume_is_exact(sample_root, tmp_path):
     from course_sr.training import run
 

@@ -13,7 +13,7 @@ from course_sr.__main__ import main as cli
 from course_sr.plumbing import course
 from course_sr.config import get_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_elsewhere_are_under_the_project_folder(tmp_path):
