@@ -10,20 +10,22 @@ The setting (all in ``course_sr.unpaired.compare.compare_methods``, which the no
   domain. (``course_sr/sample.py`` says why halves; ``course_sr/degradations.py`` why no JPEG at
   this size.) ``--same-photos``: the real domain is made from the SAME images as the clean one
   (still never paired: independent random crops), a diagnostic.
-  SR network: VDSR, 5 layers of 16 filters (it starts as bicubic, so short runs are meaningful).
+  SR network: Vega's VDSR (LR trunk, PixelShuffle), 5 blocks of 16 filters, added to PyTorch's
+  bicubic (``bicubic_residual``: it starts as bicubic, so short runs are meaningful).
 - test: the sample's 4 test photos (and Set5/Set14 when ``../shared/benchmarks`` exists) with
   HR degraded by one fixed draw (``--test-degradation``, default ``sensor-fixed``), scored against
   the HR: Y-PSNR / SSIM, 4 pixels shaved. Also their ordinary bicubic LR ("clean").
 - methods, each trained for the SAME number of SR-network updates (``--iters``) on the same
   batches, with the same SR network and optimiser: trained on bicubic LR (the usual way), CycleSR
-  (plus ``--warmup`` CycleGAN-only iterations first, whose time counts in its column), dual
-  regression, and an oracle trained on the true degradation (an upper bound that a real unpaired
-  setting cannot have). Bicubic needs no training.
+  (plus ``--warmup`` CycleGAN-only iterations first, whose time counts in its column; then Vega's
+  SR-only phase on bicubic LR, ``--sr-iters`` of its updates, default warmup / 5 as Vega's 1
+  epoch to 5), dual regression (DRN's L1 losses), and an oracle trained on the true degradation
+  (an upper bound that a real unpaired setting cannot have). Bicubic needs no training.
 - ``--seeds``: the whole comparison once per seed (network init and batches); the table and
   ``results`` are the means over seeds, ``gain_db_vs_bicubic_trained`` the mean PSNR gain over the
   network trained on bicubic LR with its per-seed values and minimum beside it.
 
-    python benchmarks/bench_cyclesr.py [--iters 800] [--warmup 1000] [--seeds 0 1 2] [--threads 1]
+    python benchmarks/bench_cyclesr.py [--iters 800] [--warmup 1000] [--sr-iters N] [--seeds 0 1 2] [--threads 1]
 
 About 5 minutes per seed on one thread of the 2-core CPU machine (904 s for seeds 0 1 2).
 Last stdout line: one JSON object with every number of the table and the budget.
@@ -72,6 +74,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--iters", type=int, default=800, help="SR-network updates per method")
     p.add_argument("--warmup", type=int, default=1000, help="CycleGAN-only iterations before CycleSR's joint phase")
+    p.add_argument("--sr-iters", type=int, default=None,
+                   help="CycleSR's SR-only updates on bicubic LR after the warm-up, counted in --iters (default warmup // 5)")
     p.add_argument("--methods", nargs="+", default=list(COMPARED), choices=COMPARED)
     p.add_argument("--degradation", default="sensor", help="synthetic real-LR spec (preset name or JSON)")
     p.add_argument("--test-degradation", default="sensor-fixed", help="test-set spec (preset name or JSON)")
@@ -86,7 +90,8 @@ def main(argv=None) -> int:
     def spec(v):
         return json.loads(v) if v.strip().startswith("{") else v
 
-    overrides = {"cyc_warmup_iters": args.warmup, "degradation": spec(args.degradation),
+    sr_iters = args.warmup // 5 if args.sr_iters is None else args.sr_iters
+    overrides = {"cyc_warmup_iters": args.warmup, "cyc_sr_iters": sr_iters, "degradation": spec(args.degradation),
                  "test_degradation": spec(args.test_degradation)}
     for item in args.set:
         k, v = item.split("=", 1)

@@ -142,8 +142,8 @@ DEFAULTS: dict[str, Any] = dict(
     lambda_cycle=10.0,         # cycle L1 weight
     lambda_identity=0.5,       # identity L1, relative to lambda_cycle
     pool_size=50,              # image pool for the discriminators
-    sr_net="vdsr",             # vdsr | srresnet: SR network trained on translated LR
-    SR_nb=20,                  # VDSR blocks
+    sr_net="vdsr",             # vdsr (Vega's: LR trunk, PixelShuffle) | srresnet: the SR network
+    SR_nb=20,                  # VDSR conv blocks in the LR trunk
     SR_nf=64,                  # VDSR filters
     SR_norm_type="batch",      # batch | instance | none
     SR_loss="mse",             # mse | l1 on [0, 1] images (MSE ~1e-3, so SR_lam 1000 ~ the GAN terms)
@@ -155,7 +155,8 @@ DEFAULTS: dict[str, Any] = dict(
     n_epoch=100,               # epochs at constant lr
     n_epoch_decay=100,         # epochs of linear decay to zero
     iters_per_epoch=1000,      # iterations that make one "epoch" for the schedule above
-    cyc_warmup_iters=0,        # CycleGAN-only warm-up before joint training
+    cyc_warmup_iters=0,        # CycleGAN-only warm-up before joint training (Vega: 5 epochs)
+    cyc_sr_iters=0,            # then the SR network alone on bicubic LR, weight 1 (Vega: 1 epoch)
     real_lr_split="real_lr",   # data list of the unpaired real-LR domain
     degradation=None,          # None: real LR from real_lr_split | "default" or a spec: synthesise it
                                # from HR images (course_sr/degradations.py)
@@ -200,6 +201,7 @@ _CYCLESR_QUICK = {
     "train_split": "sample_unpaired_clean", "real_lr_split": "sample_unpaired_real",
     "degradation": "sensor", "test_degradation": "sensor-fixed",   # blur + noise (see degradations.py: why no JPEG)
     "sr_net": "vdsr", "SR_nb": 5, "SR_nf": 16, "SR_lr": 5e-4, "lr_pretrain": 5e-4,
+    "bicubic_residual": True,   # the VDSR starts as PyTorch's bicubic: a CPU budget cannot learn upsampling
     "cyc_ndf": 16, "cyc_residual": True, "cyc_lr": 1e-3, "cycleSR_lam": 100.0, "pool_size": 8,
 }
 
@@ -238,13 +240,30 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the MSE SR loss, the SR term dominates G's loss and pulls G(x) back to clean LR as soon as the
     # joint phase starts, undoing the noise it had learned to add).
     "cyclesr-quick": dict(**_CYCLESR_QUICK, method="cyclesr", n_epoch=1, n_epoch_decay=1, iters_per_epoch=15,
-                          cyc_warmup_iters=5, log_every=5, val_every=15, ckpt_every=10),
+                          cyc_warmup_iters=5, cyc_sr_iters=1, log_every=5, val_every=15, ckpt_every=10),
+    # The same SR network alone on the bicubic LR of the same HR patches: CycleSR's baseline.
+    "paired-quick": dict(**_CYCLESR_QUICK, method="paired", n_epoch=1, n_epoch_decay=1, iters_per_epoch=15,
+                         log_every=5, val_every=15, ckpt_every=10),
     # Dual regression on the same data and SR network; CPU.
     "dual-quick": dict(**_CYCLESR_QUICK, method="dual", pretrain_iters=30, log_every=5, val_every=15,
                        ckpt_every=10),
-    # Full-size CycleSR with the design note's defaults (DIV2K HR 0001-0400 vs track-2 0401-0800).
+    # Full-size CycleSR as Vega trains it (examples/data_augmentation/cyclesr/cyclesr.yml; DIV2K HR
+    # 0001-0400 vs track-2 "unknown" x4 LR 0401-0800): batch 64 of 480 px HR / 120 px LR patches;
+    # 100 epochs at constant lr + 100 decaying; epochs 1-5 CycleGAN only, epoch 6 SR only, joint
+    # from epoch 7. Vega's epoch is one pass over its HR sub-images: 480 px crops at stride 240 of
+    # a 2040x1356 DIV2K image are 8 x 5 = 40, x 400 images = ~16,000, / 64 = 250 iterations (our
+    # estimate: the crop script is not in Vega's config). So 50,000 iterations: 1,250 warm-up,
+    # 250 SR-only, 48,500 joint. Differences from Vega, each for a reason: the kit's G/F, S, D
+    # order in an iteration (the design note's; Vega steps D first) and its random 480 px crops of
+    # whole images instead of pre-cut sub-images. Memory on a 16 GB T4 at batch 64: to be measured
+    # (halve batch_size if CUDA runs out); time per iteration: to be measured.
     "cyclesr": dict(method="cyclesr", train_split="unpaired_hr", real_lr_split="unpaired_real_lr",
-                    val_split="valid_unknown", batch_size=16, crop_size=128),
+                    val_split="valid_unknown", batch_size=64, crop_size=480, n_epoch=100, n_epoch_decay=100,
+                    iters_per_epoch=250, cyc_warmup_iters=1_250, cyc_sr_iters=250),
+    # The same VDSR on the bicubic LR of the same HR patches and schedule: the like-for-like baseline.
+    "paired": dict(method="paired", train_split="unpaired_hr", real_lr_split="unpaired_real_lr",
+                   val_split="valid_unknown", batch_size=64, crop_size=480, n_epoch=100, n_epoch_decay=100,
+                   iters_per_epoch=250),
     "dual": dict(method="dual", train_split="unpaired_hr", real_lr_split="unpaired_real_lr",
                  val_split="valid_unknown"),
 }

@@ -355,20 +355,21 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 class VDSR(nn.Module):
-    """VDSR-style x``scale`` SR network: LR (N, 3, h, w) in [0, 1] -> SR (N, 3, s*h, s*w) in [0, 1].
+    """VDSR as Vega's CycleSR trains it: LR (N, 3, h, w) in [0, 1] -> SR (N, 3, s*h, s*w) in [0, 1].
 
-    VDSR proper (Kim et al. 2016) works on the bicubic-upsampled image and learns the
-    residual to it; we keep that: the LR input is upsampled *inside* the network
-    (``F.interpolate`` bicubic, differentiable, not MATLAB-exact: it only seeds the residual),
-    then 3x3 convs at HR resolution predict the residual. So the caller passes LR like to every other SR network in the
-    kit. Cost grows with HR area: on a 4x task it is ~16x a same-depth net working at LR size.
+    The trunk runs at LR size: a 3x3 feature conv (3 -> ``SR_nf``), then ``SR_nb`` conv-norm-ReLU
+    blocks and one conv-norm, added to the features (an identity shortcut), then log2(s)
+    PixelShuffle x2 steps (conv ``SR_nf`` -> 4 ``SR_nf``, shuffle, ReLU), ``HR_conv0`` (conv, ReLU)
+    and ``HR_conv1`` (conv -> 3) at HR size. (VDSR proper, Kim et al. 2016, and the kit's earlier
+    VDSR ran every conv at HR size after a bicubic upscale: 16x the compute at x4.)
 
-    Sizes from ``config`` (like ``models.Generator(config)``): ``SR_nb`` conv layers in all
-    (VDSR: 20; the first and the last are plain convs, the others conv-norm-ReLU), ``SR_nf``
-    filters (64), ``SR_norm_type`` (batch | instance | none), ``scaling_factor``.
-
-    Attributes every kit SR network has: ``scale`` and ``output_range = "[0, 1]"`` (the output
-    is not clamped during training; ``inference.super_resolve`` clamps).
+    ``bicubic_residual`` (config key, as for the SRResNet; not Vega's): the output is added to
+    PyTorch's bicubic upscale (:class:`TorchBicubic`) and ``HR_conv1`` starts at zero, so an
+    untrained VDSR is exactly its bicubic base: what a CPU budget of a few hundred updates needs,
+    since learning the upsampling itself takes far longer. Sizes from ``config`` like
+    ``Generator(config)``: ``SR_nb`` (Vega: 20), ``SR_nf`` (64), ``SR_norm_type`` (batch |
+    instance | none), ``scaling_factor`` (a power of two). ``output_range = "[0, 1]"``: the output
+    is not clamped during training (``inference.super_resolve`` clamps).
     """
 
     output_range = "[0, 1]"
@@ -378,25 +379,29 @@ class VDSR(nn.Module):
         super().__init__()
         n_blocks, nf = int(config["SR_nb"]), int(config["SR_nf"])
         norm, self.scale = str(config["SR_norm_type"]), int(config["scaling_factor"])
-        if n_blocks < 2:
-            raise ValueError(f"VDSR needs SR_nb >= 2 (first and last conv), got {n_blocks}")
+        n_up = int(round(math.log2(self.scale)))
+        if 2 ** n_up != self.scale:
+            raise ValueError(f"VDSR upsamples by 2 per step: scaling_factor must be a power of two, got {self.scale}")
         bias = norm != "batch"
-        layers: list[nn.Module] = [nn.Conv2d(3, nf, 3, padding=1), nn.ReLU(True)]
-        for _ in range(n_blocks - 2):
-            layers += [nn.Conv2d(nf, nf, 3, padding=1, bias=bias), norm_layer(norm, nf), nn.ReLU(True)]
-        layers += [nn.Conv2d(nf, 3, 3, padding=1)]
-        self.body = nn.Sequential(*layers)
-        # The residual starts at zero: an untrained VDSR is exactly its bicubic upsampling, so
-        # even a short training run starts from a sensible SR image (gradients still reach every
-        # layer once the last one moves off zero, after the first step).
-        nn.init.zeros_(layers[-1].weight)
-        nn.init.zeros_(layers[-1].bias)
+        trunk: list[nn.Module] = []
+        for _ in range(n_blocks):
+            trunk += [nn.Conv2d(nf, nf, 3, padding=1, bias=bias), norm_layer(norm, nf), nn.ReLU(True)]
+        trunk += [nn.Conv2d(nf, nf, 3, padding=1, bias=bias), norm_layer(norm, nf)]
+        self.features = nn.Conv2d(3, nf, 3, padding=1)
+        self.trunk = nn.Sequential(*trunk)
+        self.upsample = nn.Sequential(*[m for _ in range(n_up)
+                                        for m in (nn.Conv2d(nf, 4 * nf, 3, padding=1), nn.PixelShuffle(2), nn.ReLU(True))])
+        self.hr_convs = nn.Sequential(nn.Conv2d(nf, nf, 3, padding=1), nn.ReLU(True), nn.Conv2d(nf, 3, 3, padding=1))
+        self.base = TorchBicubic(self.scale) if config.get("bicubic_residual", False) else None
+        if self.base is not None:          # start as the bicubic base: the correction is zero
+            nn.init.zeros_(self.hr_convs[-1].weight)
+            nn.init.zeros_(self.hr_convs[-1].bias)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        # lr: (N, 3, h, w) in [0, 1]
-        up = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)  # (N, 3, sh, sw)
-        return up + self.body(up)  # (N, 3, sh, sw), ~[0, 1]
-
+        x = self.features(lr)                          # (N, nf, h, w)
+        x = x + self.trunk(x)                          # the shortcut around the LR trunk
+        x = self.hr_convs(self.upsample(x))            # (N, 3, s*h, s*w)
+        return x if self.base is None else x + self.base(lr)
 
 
 # --------------------------------------------------------------------------------------

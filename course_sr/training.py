@@ -80,11 +80,11 @@ from course_sr.plumbing.trainer import (RESUME_ONLY, Trainer, WindowMeans, check
                                         stopped_by_non_finite)
 from course_sr.results.inference import super_resolve
 from course_sr.solver import SRGANTrainer
-from course_sr.unpaired.cyclesr import CycleSR, DualRegression
+from course_sr.unpaired.cyclesr import CycleSR, DualRegression, PairedSR
 from course_sr.unpaired.data import UnpairedDataset, degraded_pairs, tensor_pairs
 from course_sr.utils import centre_crop_pair, label_columns, seed_everything, to_uint8
 
-METHODS = ("srgan", "cyclesr", "dual")
+METHODS = ("srgan", "cyclesr", "dual", "paired")
 
 
 class RunExistsError(UserError, FileExistsError):
@@ -171,6 +171,8 @@ def make_trainer(cfg: Mapping[str, Any], info: DistInfo, log=print) -> Trainer:
         return CycleSR(cfg, info.device)
     if cfg.method == "dual":
         return DualRegression(cfg, info.device)
+    if cfg.method == "paired":
+        return PairedSR(cfg, info.device)
     raise ValueError(f"unknown method {cfg.method!r}: expected one of {METHODS}")
 
 

@@ -244,14 +244,15 @@ def test_one_loop_trains_every_method(sample_root, tmp_path, monkeypatch):
     small = dict(data_root=str(sample_root), csv_folder=str(sample_root / "data_lists"), tensorboard=False,
                  device="cpu", batch_size=2, val_images=1, val_crop=32, cyc_ngf=4, cyc_ndf=4, cyc_n_blocks=1,
                  cyc_n_layers_D=2, SR_nb=2, SR_nf=4, dual_nf=4, pool_size=2, n_epoch=1, n_epoch_decay=1,
-                 iters_per_epoch=3, cyc_warmup_iters=2, pretrain_iters=3, log_every=1, val_every=2, ckpt_every=100)
+                 iters_per_epoch=3, cyc_warmup_iters=2, cyc_sr_iters=1, pretrain_iters=3, log_every=1, val_every=2,
+                 ckpt_every=100)
     for preset, method in (("cyclesr-quick", "cyclesr"), ("dual-quick", "dual")):
         out = training.run(get_config(preset, **small), tmp_path / method)
         ckpt = load_checkpoint(out["last"])
         assert ckpt["method"] == method and ckpt["iteration"] == out["iteration"] and out["finished"]
         assert {"models", "optimizers", "scalers", "history", "rng", "window", "samples_seen"} <= set(ckpt)
         assert not set(training.RESUME_ONLY) & set(load_checkpoint(out["stage_ends"][ckpt["stage"]]))
-    assert seen == [("cyclesr", "warmup"), ("cyclesr", "joint"), ("dual", "dual")]
+    assert seen == [("cyclesr", "warmup"), ("cyclesr", "sr"), ("cyclesr", "joint"), ("dual", "dual")]
 
 
 def test_centre_crop_pair_is_aligned():

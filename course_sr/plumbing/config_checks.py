@@ -55,7 +55,7 @@ CHECKS: dict[str, _Check] = {
         "dual_nf")},
     **{k: _COUNT for k in (
         "pretrain_iters", "gan_iters", "val_images", "val_crop", "workers", "n_blocks", "n_epoch",
-        "n_epoch_decay", "cyc_warmup_iters", "cyc_n_blocks", "cyc_n_layers_D", "cyc_noise_nc", "pool_size",
+        "n_epoch_decay", "cyc_warmup_iters", "cyc_sr_iters", "cyc_n_blocks", "cyc_n_layers_D", "cyc_noise_nc", "pool_size",
         "SR_nb", "vgg_i", "vgg_j")},
     **{k: _POSITIVE for k in ("lr_pretrain", "lr_g", "lr_d", "cyc_lr", "SR_lr", "lr_decay_gamma", "grad_clip")},
     **{k: _NON_NEGATIVE for k in (
@@ -74,7 +74,7 @@ CHECKS: dict[str, _Check] = {
     # (distributed.resolve_device), since a config may be written on one machine and run on another.
     "device": (lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|(cuda|mps|xpu)(:\d+)?", v) is not None,
                "auto, cpu, cuda or cuda:N"),
-    "method": _choice("srgan", "cyclesr", "dual"),
+    "method": _choice("srgan", "cyclesr", "dual", "paired"),
     "generator": _choice("srresnet", "vdsr"),
     "vgg_weights": _choice("imagenet", "random"),
     "content_loss": _choice("vgg", "mse"),

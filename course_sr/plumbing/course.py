@@ -145,9 +145,9 @@ def settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) 
 def cut_schedule(config, n: int):
     """``config`` (an EasyDict, changed in place and returned) with every stage cut to ``n``.
 
-    SRGAN: ``pretrain_iters`` and ``gan_iters`` at most ``n`` each. CycleSR: ``n`` warm-up and
-    ``n`` joint iterations (lr constant for the first half of the joint phase, then decaying).
-    Dual regression: ``pretrain_iters``. ``log_every``, ``val_every`` and ``ckpt_every`` shrink to
+    SRGAN: ``pretrain_iters`` and ``gan_iters`` at most ``n`` each. CycleSR: at most ``n`` warm-up,
+    ``n`` SR-only and ``n`` joint iterations (lr constant for the first half of the joint phase,
+    then decaying); the paired baseline: ``n`` iterations. Dual regression: ``pretrain_iters``. ``log_every``, ``val_every`` and ``ckpt_every`` shrink to
     fit inside a stage, so a rehearsal logs, validates and writes ``last.pt`` mid-stage as a real
     run does. The result is what the run's ``config.yaml`` and checkpoints record.
     """
@@ -159,12 +159,15 @@ def cut_schedule(config, n: int):
         c.pretrain_iters, c.gan_iters = min(int(c.pretrain_iters), n), min(int(c.gan_iters), n)
     elif c.method == "dual":
         c.pretrain_iters = min(int(c.pretrain_iters), n)
-    elif c.method == "cyclesr":
-        warm = min(int(c.cyc_warmup_iters), n)
+    elif c.method in ("cyclesr", "paired"):
+        cyc = c.method == "cyclesr"
+        warm, sr = (min(int(c.cyc_warmup_iters), n), min(int(c.cyc_sr_iters), n)) if cyc else (0, 0)
         total = (int(c.n_epoch) + int(c.n_epoch_decay)) * int(c.iters_per_epoch)
-        joint = min(max(total - int(c.cyc_warmup_iters), 1), n)
+        joint = min(max(total - int(c.cyc_warmup_iters) - int(c.cyc_sr_iters) * cyc, 1), n)
         constant = joint // 2
-        c.update(cyc_warmup_iters=warm, iters_per_epoch=1, n_epoch=warm + constant, n_epoch_decay=joint - constant)
+        c.update(iters_per_epoch=1, n_epoch=warm + sr + constant, n_epoch_decay=joint - constant)
+        if cyc:
+            c.update(cyc_warmup_iters=warm, cyc_sr_iters=sr)
     half = max(1, n // 2)
     c.log_every = min(int(c.log_every), half)
     c.print_freq = min(int(c.print_freq), half)

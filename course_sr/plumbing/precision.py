@@ -73,15 +73,21 @@ class Precision:
             self._scalers[optimizer] = torch.amp.GradScaler(self.device_type, enabled=self.scaling)
         return self._scalers[optimizer]
 
-    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, clip: float = 0.0) -> None:
-        """zero_grad, backward, (``clip > 0``: clip the gradient norm of the optimizer's
-        parameters, on the true, unscaled gradients), step."""
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, clip: float = 0.0,
+             per_network=None) -> None:
+        """zero_grad, backward, (``clip > 0``: clip the gradient norm, on the true, unscaled
+        gradients), step. The norm is that of all the optimizer's parameters together, or with
+        ``per_network`` (modules whose parameters the optimizer holds) that of each network on its
+        own, as Vega's CycleSR clips G and F (and both discriminators) each at 50."""
         scaler = self.scaler(optimizer)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if clip and clip > 0:
             scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
+            groups = ([list(net.parameters()) for net in per_network] if per_network else
+                      [[p for g in optimizer.param_groups for p in g["params"]]])
+            for params in groups:
+                torch.nn.utils.clip_grad_norm_(params, clip)
         scaler.step(optimizer)           # skipped by the scaler when fp16 grads overflowed
         scaler.update()                  # this optimiser's scale only
 

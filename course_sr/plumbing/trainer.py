@@ -44,15 +44,16 @@ from course_sr.plumbing.precision import Precision
 ARCH_KEYS = {
     "srgan": ("scaling_factor", "generator", "large_kernel_size", "small_kernel_size", "n_channels", "n_blocks",
               "bicubic_residual", "d_kernel_size", "d_n_channels", "d_n_blocks", "d_fc_size"),
-    "cyclesr": ("scaling_factor", "sr_net", "SR_nb", "SR_nf", "SR_norm_type", "cyc_ngf", "cyc_ndf", "cyc_n_blocks",
+    "cyclesr": ("scaling_factor", "sr_net", "SR_nb", "SR_nf", "SR_norm_type", "bicubic_residual", "cyc_ngf", "cyc_ndf", "cyc_n_blocks",
                 "cyc_n_layers_D", "cyc_norm", "cyc_up_mode", "cyc_residual", "cyc_noise_nc"),
-    "dual": ("scaling_factor", "sr_net", "SR_nb", "SR_nf", "SR_norm_type", "dual_nf"),
+    "dual": ("scaling_factor", "sr_net", "SR_nb", "SR_nf", "SR_norm_type", "bicubic_residual", "dual_nf"),
+    "paired": ("scaling_factor", "sr_net", "SR_nb", "SR_nf", "SR_norm_type", "bicubic_residual"),
 }
 SRRESNET_KEYS = ("large_kernel_size", "small_kernel_size", "n_channels", "n_blocks", "bicubic_residual")
 FIXED_ON_RESUME = ("method", "seed")
 RESUME_ONLY = ("optimizers", "schedulers", "scalers")   # in last.pt only: best.pt / *_end.pt hold weights
-LR_KEYS = {"pretrain": "lr_pretrain", "gan": "lr_g / lr_d", "warmup": "cyc_lr", "joint": "cyc_lr / SR_lr",
-           "dual": "lr_pretrain"}
+LR_KEYS = {"pretrain": "lr_pretrain", "gan": "lr_g / lr_d", "warmup": "cyc_lr", "sr": "SR_lr",
+           "joint": "cyc_lr / SR_lr", "dual": "lr_pretrain", "paired": "SR_lr"}
 
 
 class Trainer:

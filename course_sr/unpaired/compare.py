@@ -17,57 +17,12 @@ from easydict import EasyDict
 from torch import nn
 
 from course_sr.data.loader import make_train_loader
-from course_sr.datasets import SRDataset, to_tensor
+from course_sr.datasets import SRDataset
 from course_sr.imresize import imresize
 from course_sr.training import data_config, validate
-from course_sr.unpaired.cyclesr import CycleSR, DualRegression, UnpairedTrainer, sr_update
+from course_sr.unpaired.cyclesr import CycleSR, DualRegression, PairedSR
 from course_sr.unpaired.data import UnpairedDataset, degraded_pairs, tensor_pairs
-from course_sr.unpaired.degradations import degrade, get_degradation
-from course_sr.unpaired.nets import build_sr_network
-from course_sr.utils import seed_everything, to_uint8
-
-
-class PairedSR(UnpairedTrainer):
-    """The SR network alone, trained on pairs: the baselines CycleSR is compared with.
-
-    ``lr_source="clean"``: the bicubic LR of each HR patch (ordinary SR training: what a model
-    "trained on bicubic LR" has seen). ``"oracle"``: the HR patch degraded with the true synthetic
-    degradation (``config.degradation``), an upper bound that no real unpaired setting has.
-    Same update as CycleSR's S step (:func:`sr_update`), same optimiser and lr schedule.
-    """
-
-    method = "paired"
-
-    def __init__(self, config: Mapping[str, Any], device: str | torch.device = "cpu", lr_source: str = "clean"):
-        if lr_source not in ("clean", "oracle"):
-            raise ValueError(f"lr_source must be 'clean' or 'oracle', got {lr_source!r}")
-        super().__init__(config, device)
-        self.lr_source = lr_source
-        self.spec = get_degradation(config.get("degradation"), config["scaling_factor"])
-        if lr_source == "oracle" and self.spec is None:
-            raise ValueError("the oracle baseline needs a synthetic degradation (config.degradation)")
-        self.nets = nn.ModuleDict({"generator": build_sr_network(config)}).to(self.device)
-        self.base_lr = {"SR": config["SR_lr"]}
-        self.optimizers = {"SR": torch.optim.Adam(self.nets.generator.parameters(), lr=config["SR_lr"],
-                                                  betas=tuple(config["adam_betas"]))}
-        self.total_iters = (config["n_epoch"] + config["n_epoch_decay"]) * config["iters_per_epoch"]
-
-    @staticmethod
-    def stage_bounds(cfg: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
-        return {"paired": (0, (int(cfg["n_epoch"]) + int(cfg["n_epoch_decay"])) * int(cfg["iters_per_epoch"]))}
-
-    def degrade_batch(self, hr: torch.Tensor, iteration: int) -> torch.Tensor:
-        """The oracle's LR: each HR patch (N, 3, H, W) in [0, 1] degraded with the true spec."""
-        seed = int(self.config["seed"])
-        return torch.stack([to_tensor(degrade(to_uint8(h, "[0, 1]"), self.spec, seed=(seed, iteration, i)))
-                            for i, h in enumerate(hr)])
-
-    def step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
-        hr, clean, _ = batch
-        lr = clean if self.lr_source == "clean" else self.degrade_batch(hr, iteration)
-        self.set_learning_rates(iteration)
-        return {"SR": sr_update(self.nets.generator, self.optimizers["SR"], self.precision,
-                                lr.to(self.device), hr.to(self.device), self.config)}
+from course_sr.utils import seed_everything
 
 
 # --------------------------------------------------------------------------------------
@@ -112,7 +67,8 @@ def compare_methods(config: Mapping[str, Any], iters: int, methods=COMPARED, set
     and the schedule squeezed into ``iters`` (constant for half, then linear decay to zero).
     CycleSR runs ``cyc_warmup_iters`` CycleGAN-only iterations BEFORE those ``iters`` (so its SR
     network gets the same number of updates as the others; the warm-up's time is in its
-    ``train_s``). Dual regression uses ``lr_pretrain``, constant. ``sets``: ``{name: [(lr, hr)]}``
+    ``train_s``); the first ``cyc_sr_iters`` of its ``iters`` are Vega's SR-only phase on bicubic
+    LR. Dual regression (DRN's L1 losses) uses ``lr_pretrain``, constant. ``sets``: ``{name: [(lr, hr)]}``
     tensors in [0, 1] (default :func:`comparison_sets`); scores are mean Y-PSNR/SSIM, ``scale``
     pixels shaved (``metrics.psnr_ssim``).
 
@@ -134,7 +90,8 @@ def compare_methods(config: Mapping[str, Any], iters: int, methods=COMPARED, set
     dataset = UnpairedDataset(cfg)
     net_name = {"srresnet": "SRResNet", "vdsr": "VDSR"}.get(cfg.sr_net, cfg.sr_net)
     out: dict[str, Any] = {"results": {}, "nets": {}, "labels": {},
-                           "budget": {"iters": 2 * half, "cyc_warmup_iters": warm, "batch_size": cfg.batch_size,
+                           "budget": {"iters": 2 * half, "cyc_warmup_iters": warm, "cyc_sr_iters": int(cfg.cyc_sr_iters),
+                                      "batch_size": cfg.batch_size,
                                       "crop_size": cfg.crop_size, "sr_net": cfg.sr_net,
                                       "clean_images": dataset.n_clean, "real_images": len(dataset.real),
                                       "test_images": {k: len(v) for k, v in sets.items()}}}

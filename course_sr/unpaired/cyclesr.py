@@ -24,27 +24,34 @@ Code names -> paper names (CycleGAN: Zhu et al., ICCV 2017; clean = domain X, re
 One iteration reads like the algorithm (:meth:`CycleSR.step`): forward the cycles; update
 G and F (discriminators frozen, S frozen but differentiable, so L_SR pulls G towards LR images
 S can learn from); update S on the detached G(x); update both discriminators with pooled fakes.
-During the first ``cyc_warmup_iters`` iterations only the CycleGAN trains (phase ``warmup``:
-no L_SR anywhere), then phase ``joint``. Gradient norms are clipped at ``grad_clip`` (50).
-Adam: cyc_lr 2e-4 with betas (0.5, 0.999) (CycleGAN's), SR_lr 1e-4 with ``adam_betas``.
-Learning rates: constant for ``n_epoch`` epochs of ``iters_per_epoch`` iterations, then linear
-decay to zero over ``n_epoch_decay`` epochs (:func:`lr_factor`); the run ends there.
+Vega's three phases (``stage_bounds``): ``warmup``, the first ``cyc_warmup_iters`` iterations,
+trains only the CycleGAN (no L_SR anywhere); ``sr``, the next ``cyc_sr_iters``, trains only S on
+the bicubic LR with weight 1; then ``joint``. Gradient norms are clipped at ``grad_clip`` (50)
+for each network on its own (G, F, D_X, D_Y and S), as Vega does. Adam with betas (0.5, 0.999)
+for all of them (Vega's, CycleGAN's: a lower beta1 keeps the GAN game stable): cyc_lr 2e-4,
+SR_lr 1e-4. Learning rates: constant for ``n_epoch`` epochs of ``iters_per_epoch`` iterations,
+then linear decay to zero over ``n_epoch_decay`` epochs (:func:`lr_factor`); the run ends there.
 
-**Dual regression** (DRN, Guo et al., CVPR 2020): the primal SR network P and a dual network D
-that maps SR back to LR. On paired clean data (bicubic LR x, HR y):
-``L = L_P(P(x), y) + dual_lambda * ||D(P(x)) - x||_1``; on unpaired real LR r, which has no HR,
-only the closed loop: ``dual_lambda * dual_unpaired_weight * ||D(P(r)) - r||_1``.
-Trained ``pretrain_iters`` iterations with Adam(lr_pretrain), like the SRResNet stage.
+**Dual regression** (DRN, Guo et al., CVPR 2020) with DRN's losses: the primal SR network P and
+a dual network D that maps SR back to LR. On paired clean data (bicubic LR x, HR y):
+``L = ||P(x) - y||_1 + dual_lambda * ||D(P(x)) - x||_1`` (DRN: L1 both, dual weight 0.1); on
+unpaired real LR r, which has no HR, only the closed loop:
+``dual_lambda * dual_unpaired_weight * ||D(P(r)) - r||_1``. A simplification of DRN: one x4 dual
+network (``nets.DualNet``), where DRN has a dual block and a loss at every x2 level. Trained
+``pretrain_iters`` iterations with Adam(lr_pretrain), like the SRResNet stage.
 
-Both are :class:`~course_sr.plumbing.trainer.Trainer` s of the one training loop
-(``course_sr.training.run``, ``python -m course_sr train --config cyclesr|dual``): the loop owns the
-data, logging, validation and checkpoints. Their comparison with bicubic and with the same SR
-network trained on bicubic LR is ``course_sr.unpaired.compare``.
+**Paired** (:class:`PairedSR`, method ``paired``): the same SR network alone on the bicubic LR of
+the same HR patches (ordinary SR training), the baseline CycleSR and dual regression must beat.
+
+All are :class:`~course_sr.plumbing.trainer.Trainer` s of the one training loop
+(``course_sr.training.run``, ``python -m course_sr train --config cyclesr|dual|paired``): the
+loop owns the data, logging, validation and checkpoints. Their comparison on one budget is
+``course_sr.unpaired.compare``.
 
 Ranges: every image here is in [0, 1]; SR outputs are converted from the network's
 ``output_range`` with ``convert_image`` (SRResNet: [-1, 1]).
 
-Sections below: losses; lr schedule; the trainers (``CycleSR``, ``DualRegression``).
+Sections below: losses; lr schedule; the trainers (``CycleSR``, ``DualRegression``, ``PairedSR``).
 """
 from __future__ import annotations
 
@@ -55,14 +62,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_sr.datasets import to_tensor
 from course_sr.models import count_parameters
 from course_sr.plumbing.trainer import Trainer
 from course_sr.solver import Precision, adversarial_loss, make_pretrain_optimizer
 from course_sr.unpaired.nets import (ImagePool, build_dual_network, build_patch_discriminator, build_sr_network,
                                      build_transfer_generator)
-from course_sr.utils import convert_image
+from course_sr.unpaired.degradations import degrade, get_degradation
+from course_sr.utils import convert_image, to_uint8
 
-CYCLEGAN_BETAS = (0.5, 0.999)  # CycleGAN's Adam betas (a lower beta1 keeps the GAN game stable)
+CYCLEGAN_BETAS = (0.5, 0.999)  # Vega's Adam betas for every network, CycleGAN's (a lower beta1 keeps the GAN stable)
 
 
 # --------------------------------------------------------------------------------------
@@ -129,14 +138,21 @@ def set_requires_grad(nets, flag: bool) -> None:
         net.requires_grad_(flag)
 
 
+def sr_optimizer(net: nn.Module, config: Mapping[str, Any]) -> torch.optim.Adam:
+    """Adam(``SR_lr``, betas (0.5, 0.999)) for the SR network: Vega's, shared by CycleSR and the
+    paired baseline so that they differ in the LR they see only."""
+    return torch.optim.Adam(net.parameters(), lr=config["SR_lr"], betas=CYCLEGAN_BETAS)
+
+
 def sr_update(net: nn.Module, optimizer: torch.optim.Optimizer, precision: Precision, lr: torch.Tensor,
-              hr: torch.Tensor, config: Mapping[str, Any]) -> torch.Tensor:
+              hr: torch.Tensor, config: Mapping[str, Any], weight: float | None = None) -> torch.Tensor:
     """One step of the SR network alone on pairs (``lr`` (N, 3, h, w), ``hr`` (N, 3, s*h, s*w),
-    [0, 1]): ``SR_lam * L_SR``, clipped. Returns the detached L_SR. (CycleSR's S step, and the
-    paired baselines of :func:`compare_methods`: the same update, only the LR differs.)"""
+    [0, 1]): ``weight`` (default ``SR_lam``) ``* L_SR``, clipped. Returns the detached L_SR.
+    (CycleSR's S step, its ``sr`` phase with weight 1, and :class:`PairedSR`: the same update,
+    only the LR differs.)"""
     with precision.autocast():
         loss = sr_loss(sr_output(net, lr).float(), hr, config["SR_loss"])
-    precision.step(config["SR_lam"] * loss, optimizer, config["grad_clip"])
+    precision.step((config["SR_lam"] if weight is None else weight) * loss, optimizer, config["grad_clip"])
     return loss.detach()
 
 
@@ -204,22 +220,23 @@ class CycleSR(UnpairedTrainer):
                                   lr=self.base_lr["G"], betas=CYCLEGAN_BETAS),
             "D": torch.optim.Adam(itertools.chain(n.D_clean.parameters(), n.D_real.parameters()),
                                   lr=self.base_lr["D"], betas=CYCLEGAN_BETAS),
-            "SR": torch.optim.Adam(n.generator.parameters(), lr=self.base_lr["SR"],
-                                   betas=tuple(config["adam_betas"])),
+            "SR": sr_optimizer(n.generator, config),
         }
         self.total_iters = self.stage_bounds(config)["joint"][1]
 
     @staticmethod
     def stage_bounds(cfg: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
-        """``warmup`` (CycleGAN only) for the first ``cyc_warmup_iters`` iterations, then ``joint``,
-        to ``(n_epoch + n_epoch_decay) * iters_per_epoch``."""
+        """Vega's phases: ``warmup`` (CycleGAN only) for the first ``cyc_warmup_iters`` iterations,
+        ``sr`` (S only, on bicubic LR) for the next ``cyc_sr_iters``, then ``joint``, to
+        ``(n_epoch + n_epoch_decay) * iters_per_epoch``. An empty phase is skipped."""
         total = (int(cfg["n_epoch"]) + int(cfg["n_epoch_decay"])) * int(cfg["iters_per_epoch"])
         warm = min(int(cfg.get("cyc_warmup_iters", 0)), total)
-        return {"warmup": (0, warm), "joint": (warm, total)}
+        sr_end = min(warm + int(cfg.get("cyc_sr_iters", 0)), total)
+        return {"warmup": (0, warm), "sr": (warm, sr_end), "joint": (sr_end, total)}
 
     def phase(self, iteration: int) -> str:
-        """The phase (0-based) ``iteration`` belongs to: ``warmup`` or ``joint``."""
-        return "warmup" if iteration < self.stage_bounds(self.config)["warmup"][1] else "joint"
+        """The phase the (0-based) ``iteration`` belongs to: ``warmup``, ``sr`` or ``joint``."""
+        return next(name for name, (_, end) in self.stage_bounds(self.config).items() if iteration < end)
 
     def validates(self, stage: str) -> bool:
         return stage != "warmup"              # the SR network does not train in the warm-up
@@ -252,7 +269,7 @@ class CycleSR(UnpairedTrainer):
                 loss_cycle_sr = sr_loss(sr_output(n.generator, fake_real).float(), hr, c["SR_loss"])
                 loss = loss + c["cycleSR_lam"] * loss_cycle_sr
                 out["G_sr"] = loss_cycle_sr
-        self.precision.step(loss, self.optimizers["G"], c["grad_clip"])
+        self.precision.step(loss, self.optimizers["G"], c["grad_clip"], per_network=(n.G_clean2real, n.G_real2clean))
         set_requires_grad([n.D_clean, n.D_real, n.generator], True)
         out["G_total"] = loss
         return ({k: v.detach() for k, v in out.items()},
@@ -276,14 +293,20 @@ class CycleSR(UnpairedTrainer):
             loss_real = 0.5 * (lsgan_loss(n.D_real(real), True) + lsgan_loss(n.D_real(fake_real), False))
             loss_clean = 0.5 * (lsgan_loss(n.D_clean(clean), True) + lsgan_loss(n.D_clean(fake_clean), False))
         # One backward for both: their parameters are disjoint, so the sum's gradients are each D's own.
-        self.precision.step(loss_real + loss_clean, self.optimizers["D"], self.config["grad_clip"])
+        self.precision.step(loss_real + loss_clean, self.optimizers["D"], self.config["grad_clip"],
+                            per_network=(n.D_real, n.D_clean))
         return {"D_real": loss_real.detach(), "D_clean": loss_clean.detach()}
 
     def step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
         """One iteration at ``iteration`` (0-based): lrs, G/F step, S step (joint), D step."""
         hr, clean, real = (t.to(self.device, non_blocking=True) for t in batch)
-        joint = self.phase(iteration) == "joint"
+        phase = self.phase(iteration)
         out = {"lr_factor": torch.tensor(self.set_learning_rates(iteration))}
+        if phase == "sr":              # Vega's epoch 6: S alone on the bicubic LR, weight 1
+            out["SR"] = sr_update(self.nets.generator, self.optimizers["SR"], self.precision, clean, hr,
+                                  self.config, weight=1.0)
+            return out
+        joint = phase == "joint"
         losses, fakes = self.generator_step(hr, clean, real, joint)
         out.update(losses)
         if joint:
@@ -325,13 +348,13 @@ class DualRegression(UnpairedTrainer):
         return {"dual": (0, int(cfg["pretrain_iters"]))}
 
     def step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
-        """Paired: L_P(P(x), y) + lambda ||D(P(x)) - x||_1; unpaired real r: lambda * w ||D(P(r)) - r||_1."""
+        """Paired: ||P(x) - y||_1 + lambda ||D(P(x)) - x||_1; unpaired real r: lambda * w ||D(P(r)) - r||_1."""
         c, n = self.config, self.nets
         hr, clean, real = (t.to(self.device, non_blocking=True) for t in batch)
         lam = c["dual_lambda"]
         with self.precision.autocast():
             sr = sr_output(n.generator, clean).float()           # P(x), (N, 3, s*h, s*w) in [0, 1]
-            loss_primal = sr_loss(sr, hr, c["SR_loss"])
+            loss_primal = sr_loss(sr, hr, "l1")                   # DRN's primal loss is L1
             loss_dual = dual_loss(n.dual(sr).float(), clean)      # D(P(x)) ~ x
             sr_real = sr_output(n.generator, real).float()       # P(r): no HR to compare with...
             loss_loop = dual_loss(n.dual(sr_real).float(), real)  # ...but D(P(r)) ~ r closes the loop
@@ -339,3 +362,46 @@ class DualRegression(UnpairedTrainer):
         self.precision.step(loss, self.optimizers["primal_dual"], c["grad_clip"])
         return {"primal": loss_primal.detach(), "dual": loss_dual.detach(), "loop": loss_loop.detach(),
                 "total": loss.detach()}
+
+
+class PairedSR(UnpairedTrainer):
+    """The SR network alone, trained on pairs: the baselines CycleSR is compared with.
+
+    ``lr_source="clean"``: the bicubic LR of each HR patch (ordinary SR training: what a model
+    "trained on bicubic LR" has seen). ``"oracle"``: the HR patch degraded with the true synthetic
+    degradation (``config.degradation``), an upper bound that no real unpaired setting has.
+    Same update as CycleSR's S step (:func:`sr_update`), same optimiser and lr schedule.
+    """
+
+    method = "paired"
+    schedule_keys = "n_epoch, n_epoch_decay or iters_per_epoch"
+
+    def __init__(self, config: Mapping[str, Any], device: str | torch.device = "cpu", lr_source: str = "clean"):
+        if lr_source not in ("clean", "oracle"):
+            raise ValueError(f"lr_source must be 'clean' or 'oracle', got {lr_source!r}")
+        super().__init__(config, device)
+        self.lr_source = lr_source
+        self.spec = get_degradation(config.get("degradation"), config["scaling_factor"])
+        if lr_source == "oracle" and self.spec is None:
+            raise ValueError("the oracle baseline needs a synthetic degradation (config.degradation)")
+        self.nets = nn.ModuleDict({"generator": build_sr_network(config)}).to(self.device)
+        self.base_lr = {"SR": config["SR_lr"]}
+        self.optimizers = {"SR": sr_optimizer(self.nets.generator, config)}
+        self.total_iters = (config["n_epoch"] + config["n_epoch_decay"]) * config["iters_per_epoch"]
+
+    @staticmethod
+    def stage_bounds(cfg: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+        return {"paired": (0, (int(cfg["n_epoch"]) + int(cfg["n_epoch_decay"])) * int(cfg["iters_per_epoch"]))}
+
+    def degrade_batch(self, hr: torch.Tensor, iteration: int) -> torch.Tensor:
+        """The oracle's LR: each HR patch (N, 3, H, W) in [0, 1] degraded with the true spec."""
+        seed = int(self.config["seed"])
+        return torch.stack([to_tensor(degrade(to_uint8(h, "[0, 1]"), self.spec, seed=(seed, iteration, i)))
+                            for i, h in enumerate(hr)])
+
+    def step(self, batch, iteration: int) -> dict[str, torch.Tensor]:
+        hr, clean, _ = batch
+        lr = clean if self.lr_source == "clean" else self.degrade_batch(hr, iteration)
+        self.set_learning_rates(iteration)
+        return {"SR": sr_update(self.nets.generator, self.optimizers["SR"], self.precision,
+                                lr.to(self.device), hr.to(self.device), self.config)}

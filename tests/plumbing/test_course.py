@@ -64,12 +64,15 @@ def test_cut_schedule_srgan_keeps_the_real_sizes(preset):
 def test_cut_schedule_cyclesr_and_dual():
     from course_sr.unpaired.cyclesr import lr_factor
 
+    from course_sr.unpaired.cyclesr import CycleSR, PairedSR
+
     cfg = course.cut_schedule(get_config("cyclesr", cyc_warmup_iters=5000), 3)
     total = (cfg.n_epoch + cfg.n_epoch_decay) * cfg.iters_per_epoch
-    assert cfg.cyc_warmup_iters == 3 and total == 6                   # 3 warm-up + 3 joint
+    assert CycleSR.stage_bounds(cfg) == {"warmup": (0, 3), "sr": (3, 6), "joint": (6, 9)}   # each phase cut to 3
     factors = [lr_factor(i, cfg.n_epoch, cfg.n_epoch_decay, cfg.iters_per_epoch) for i in range(total)]
-    assert factors[:5] == [1.0] * 5 and 0 < factors[5] < 1          # joint: constant, then decaying
+    assert factors[:8] == [1.0] * 8 and 0 < factors[8] < 1          # joint: constant, then decaying
     assert course.cut_schedule(get_config("dual"), 2).pretrain_iters == 2
+    assert PairedSR.stage_bounds(course.cut_schedule(get_config("paired"), 4)) == {"paired": (0, 4)}
     with pytest.raises(ValueError):
         course.cut_schedule(get_config("colab"), 0)
 

@@ -207,8 +207,11 @@ def srresnet_steps(large=9, small=3, n_blocks=16, scale=4, **_):
         [conv(small)] * (2 * n_blocks + 1) + [conv(large)]
 
 
-def vdsr_steps(n_layers=20, scale=4):
-    return [conv(3)] * n_layers + [bicubic(scale)]
+def vdsr_steps(n_blocks=20, scale=4):
+    """Vega's VDSR from its output back: HR_conv1, HR_conv0, (shuffle, conv) per x2, the trunk's
+    n_blocks + 1 convs, the feature conv."""
+    ups = int(math.log2(scale))
+    return [conv(3), conv(3)] + [f for _ in range(ups) for f in (shuffle2, conv(3))] + [conv(3)] * (n_blocks + 2)
 
 
 SRRESNETS = [dict(), dict(scale=2), dict(scale=8), dict(n_blocks=2), dict(n_blocks=5, small=5, large=7),
@@ -233,8 +236,10 @@ def test_receptive_field_of_the_paper_srresnet_is_40():
 @pytest.mark.parametrize("n_layers, scale", [(20, 4), (5, 4), (3, 2), (2, 8)])
 def test_receptive_field_of_vdsr(n_layers, scale):
     vdsr = VDSR(get_config(None, SR_nb=n_layers, SR_nf=4, scaling_factor=scale))
-    # weight-independent: VDSR's last conv starts at zero, yet its reach counts
     assert receptive_field(vdsr) == reach(vdsr_steps(n_layers, scale), scale)
+    # weight-independent: with bicubic_residual its last conv starts at zero, yet its reach counts
+    based = VDSR(get_config(None, SR_nb=n_layers, SR_nf=4, scaling_factor=scale, bicubic_residual=True))
+    assert receptive_field(based) == receptive_field(vdsr)
 
 
 @pytest.mark.parametrize("preset", ["quick", "cyclesr-quick"])
@@ -261,13 +266,11 @@ def gradient_reach(model, size=41):
 @pytest.mark.parametrize("make, size", [
     (lambda: small_srresnet(n_blocks=2), 41),
     (lambda: small_srresnet(n_blocks=3, small=5, large=7, scale=2), 61),
-    (lambda: VDSR(get_config(None, SR_nb=6, SR_nf=8)), 21),
+    (lambda: VDSR(get_config(None, SR_nb=6, SR_nf=8)), 31),
     (lambda: TinySR(scale=3), 11),
 ], ids=["srresnet", "srresnet-k5", "vdsr", "tiny"])
 def test_receptive_field_matches_a_gradient_probe(make, size):
     model = make()
-    if isinstance(model, VDSR):
-        nn.init.normal_(model.body[-1].weight, std=0.1)    # let the residual branch depend on its input
     assert receptive_field(model) == gradient_reach(model, size)
 
 
@@ -312,12 +315,12 @@ def equality_net(name):
     torch.manual_seed(0)
     if name == "srresnet":                                 # receptive field 40; 16 was the old default
         return Generator(get_config(None, n_channels=4)).eval(), 16
-    vdsr = VDSR(get_config(None, SR_nf=4)).eval()          # 20 layers: receptive field 7
+    vdsr = VDSR(get_config(None, SR_nf=4, bicubic_residual=True)).eval()   # 20 blocks at LR size: reach 24
     for m in vdsr.modules():                               # keep the signal alive through 20 layers,
         if isinstance(m, nn.Conv2d):                       # so that far pixels visibly matter
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-    nn.init.normal_(vdsr.body[-1].weight, std=0.05)
-    return vdsr, 5
+    nn.init.normal_(vdsr.hr_convs[-1].weight, std=0.01)    # a small correction to bicubic: not clamped
+    return vdsr, 16
 
 
 @pytest.mark.parametrize("name", ["srresnet", "vdsr"])

@@ -11,7 +11,7 @@ from course_sr.models import load_generator
 from course_sr.plumbing.checkpoint import load_checkpoint
 from course_sr.config import get_config
 from course_sr.training import validation_set
-from course_sr.unpaired.cyclesr import (CycleSR, DualRegression, cycle_loss, dual_loss, identity_loss, lr_factor,
+from course_sr.unpaired.cyclesr import (CycleSR, DualRegression, PairedSR, cycle_loss, dual_loss, identity_loss, lr_factor,
                                         lsgan_loss, sr_loss, sr_output)
 from course_sr.utils import seed_everything
 from helpers import TINY, run_cfg
@@ -121,13 +121,56 @@ def test_discriminator_step_moves_only_the_discriminators_and_fills_the_pools():
     assert len(t.pools["real"].images) == len(t.pools["clean"].images) == 2
 
 
-def test_warmup_trains_only_the_cyclegan():
-    t = CycleSR(get_config("cyclesr-quick", **TINY, cyc_warmup_iters=1))
-    sr_before = params(t.sr_net)
+def test_vegas_three_phases_train_what_they_should():
+    """warmup: the CycleGAN only; sr: S only, on the bicubic LR, with weight 1; then joint."""
+    t = CycleSR(get_config("cyclesr-quick", **TINY, cyc_warmup_iters=1, cyc_sr_iters=1, SR_lam=1e6))
+    cyclegan = lambda: params(t.nets.G_clean2real) + params(t.nets.D_real)           # noqa: E731
+    sr, gan = params(t.sr_net), cyclegan()
     out = t.step(batch(), 0)
-    assert t.phase(0) == "warmup" and "SR" not in out and same(sr_before, params(t.sr_net))
+    assert t.phase(0) == "warmup" and "SR" not in out and same(sr, params(t.sr_net)) and not same(gan, cyclegan())
+    sr, gan = params(t.sr_net), cyclegan()
+    hr, clean, _ = batch()
+    expected = sr_loss(sr_output(t.sr_net, clean), hr, "mse")          # before the step: L_SR on bicubic LR
     out = t.step(batch(), 1)
-    assert t.phase(1) == "joint" and "SR" in out and not same(sr_before, params(t.sr_net))
+    assert t.phase(1) == "sr" and set(out) == {"lr_factor", "SR"} and same(gan, cyclegan())
+    assert not same(sr, params(t.sr_net)) and out["SR"].item() == pytest.approx(expected.item(), rel=1e-6)
+    out = t.step(batch(), 2)                              # (its weight: the next test)
+    assert t.phase(2) == "joint" and "SR" in out and "G_sr" in out and not same(gan, cyclegan())
+
+
+def test_the_sr_phase_weighs_the_sr_loss_by_one(monkeypatch):
+    import course_sr.unpaired.cyclesr as cyclesr
+
+    t = CycleSR(get_config("cyclesr-quick", **TINY, cyc_warmup_iters=0, cyc_sr_iters=1, SR_lam=123.0))
+    weights = []
+    real = cyclesr.sr_update
+    monkeypatch.setattr(cyclesr, "sr_update", lambda *a, weight=None, **k: weights.append(weight) or real(*a, weight=weight, **k))
+    t.step(batch(), 0)                                    # sr phase
+    t.step(batch(), 1)                                    # joint: S's own step at SR_lam
+    assert weights == [1.0, None]
+
+
+def test_the_cyclesr_preset_has_vegas_phases_sizes_and_schedule():
+    """50,000 iterations of batch 64 (480 px HR / 120 px LR): 1,250 CycleGAN-only (Vega's epochs
+    1-5 at ~250 iterations each), 250 SR-only (epoch 6), joint from epoch 7; 100 + 100 epochs."""
+    cfg = get_config("cyclesr")
+    assert CycleSR.stage_bounds(cfg) == {"warmup": (0, 1_250), "sr": (1_250, 1_500), "joint": (1_500, 50_000)}
+    assert (cfg.batch_size, cfg.crop_size, cfg.crop_size // cfg.scaling_factor) == (64, 480, 120)
+    assert (cfg.n_epoch, cfg.n_epoch_decay, cfg.iters_per_epoch) == (100, 100, 250)
+    assert (cfg.sr_net, cfg.SR_nb, cfg.SR_nf, cfg.SR_lr, cfg.cyc_lr, cfg.grad_clip) == ("vdsr", 20, 64, 1e-4, 2e-4, 50.0)
+    assert (cfg.SR_lam, cfg.cycleSR_lam, cfg.pool_size, cfg.cyc_n_layers_D) == (1000.0, 1000.0, 50, 3)
+    assert get_config("paired").method == "paired" and PairedSR.stage_bounds(get_config("paired")) == {"paired": (0, 50_000)}
+    assert all(o.defaults["betas"] == (0.5, 0.999) for o in CycleSR(get_config("cyclesr-quick", **TINY)).optimizers.values())
+
+
+def test_each_network_is_clipped_on_its_own():
+    """Vega clips G and F (and D_X, D_Y) each at grad_clip, not their joint norm."""
+    t = CycleSR(get_config("cyclesr-quick", **TINY, grad_clip=1e-3, lambda_cycle=1e4))
+    hr, clean, real = batch()
+    t.generator_step(hr, clean, real, joint=False)
+    for net in (t.nets.G_clean2real, t.nets.G_real2clean):
+        norm = torch.sqrt(sum((p.grad ** 2).sum() for p in net.parameters() if p.grad is not None))
+        assert norm.item() == pytest.approx(1e-3, rel=1e-3)
 
 
 def test_grad_clip_bounds_the_update():
@@ -143,7 +186,10 @@ def test_dual_regression_terms_and_the_unpaired_loop():
     cfg = get_config("dual-quick", **TINY, dual_lambda=0.1, dual_unpaired_weight=2.0)
     seed_everything(0)
     t = DualRegression(cfg)
+    hr, clean, _ = batch()
+    primal_l1 = (sr_output(t.sr_net, clean) - hr).abs().mean()          # DRN's primal loss: L1
     out = t.step(batch(), 0)
+    assert out["primal"].item() == pytest.approx(primal_l1.item(), rel=1e-6)
     expected = out["primal"] + 0.1 * out["dual"] + 0.1 * 2.0 * out["loop"]
     assert out["total"].item() == pytest.approx(expected.item(), rel=1e-6)
     # The real LR (no HR) trains the primal net through the loop D(P(r)) ~ r alone.
@@ -159,15 +205,17 @@ def test_dual_regression_terms_and_the_unpaired_loop():
 def test_phase_resume_is_exact(sample_root, tmp_path):
     from course_sr.training import run
 
-    cfg = run_cfg(sample_root, log_every=1)   # windows of one step: the logged means match too
+    # Vega's three phases: warmup 0-3, sr 3-5, joint 5-8; windows of one step: the logged means match too
+    cfg = run_cfg(sample_root, log_every=1, cyc_sr_iters=2)
     full = run(cfg, tmp_path / "full")
-    assert full["finished"] and full["iteration"] == 8 and set(full["stage_ends"]) == {"warmup", "joint"}
-    # stop inside the warm-up, resume across the phase change, stop again, finish with "auto"
+    assert full["finished"] and full["iteration"] == 8 and set(full["stage_ends"]) == {"warmup", "sr", "joint"}
+    # stop inside each phase in turn (resuming across each phase change), finish with "auto"
     part = run(cfg, tmp_path / "part", max_iters=2)
     assert not part["finished"] and load_checkpoint(part["last"])["stage"] == "warmup"
-    run(cfg, tmp_path / "part", max_iters=3, resume=part["last"])
-    mid = load_checkpoint(tmp_path / "part" / "checkpoints" / "last.pt")
-    assert (mid["iteration"], mid["stage"]) == (5, "joint")
+    for stop, stage in ((4, "sr"), (6, "joint")):
+        run(cfg, tmp_path / "part", max_iters=2, resume="auto")
+        mid = load_checkpoint(tmp_path / "part" / "checkpoints" / "last.pt")
+        assert (mid["iteration"], mid["stage"]) == (stop, stage)
     end = run(cfg, tmp_path / "part", resume="auto")
     a, b = load_checkpoint(full["last"]), load_checkpoint(end["last"])
     for name, sd in a["models"].items():

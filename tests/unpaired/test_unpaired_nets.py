@@ -103,20 +103,28 @@ def test_image_pool_size_zero_and_state_roundtrip():
 
 
 @pytest.mark.parametrize("norm", ["batch", "instance", "none"])
-def test_vdsr_shape_attributes_and_depth(norm):
-    cfg = get_config(**{**TINY, "SR_nb": 4}, SR_norm_type=norm)
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_vdsr_is_vegas_layout_with_its_trunk_at_lr_size(norm, scale):
+    """Feature conv, SR_nb + 1 trunk convs (at LR size), log2(s) PixelShuffle convs, HR_conv0/1."""
+    cfg = get_config(**{**TINY, "SR_nb": 4}, SR_norm_type=norm, scaling_factor=scale)
     net = VDSR(cfg)
-    assert net.scale == 4 and net.output_range == "[0, 1]"
-    assert sum(isinstance(m, nn.Conv2d) for m in net.modules()) == 4
-    assert net(torch.rand(2, 3, 6, 5)).shape == (2, 3, 24, 20)
+    assert net.scale == scale and net.output_range == "[0, 1]"
+    ups = scale.bit_length() - 1
+    assert sum(isinstance(m, nn.Conv2d) for m in net.modules()) == 1 + 5 + ups + 2
+    assert sum(isinstance(m, nn.PixelShuffle) for m in net.modules()) == ups
+    seen = []
+    net.trunk.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape)))
+    assert net(torch.rand(2, 3, 6, 5)).shape == (2, 3, 6 * scale, 5 * scale)
+    assert seen == [(2, cfg.SR_nf, 6, 5)]                # 16x less work than at HR size (x4)
+    with pytest.raises(ValueError, match="power of two"):
+        VDSR(get_config(**TINY, scaling_factor=4)).__class__({**cfg, "scaling_factor": 3})
 
 
-def test_vdsr_learns_a_residual_to_bicubic():
-    net = VDSR(get_config(**TINY))
-    nn.init.zeros_(net.body[-1].weight), nn.init.zeros_(net.body[-1].bias)
+def test_vdsr_starts_as_its_bicubic_base_only_with_bicubic_residual():
     lr = torch.rand(1, 3, 5, 5)
     up = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
-    torch.testing.assert_close(net(lr), up)
+    torch.testing.assert_close(VDSR(get_config(**TINY, bicubic_residual=True))(lr), up)     # as built
+    assert (VDSR(get_config(**TINY))(lr) - up).abs().max() > 1e-3                          # Vega's: from scratch
 
 
 @pytest.mark.parametrize("scale", [2, 4, 8])
