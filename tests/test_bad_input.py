@@ -186,6 +186,7 @@ EVALUATE = {
     "image-too-small-to-shave": (["--sets", "Small"], ("cannot shave 4 px", "{w}/data/benchmark/Small/HR/s.png")),
     "list-not-utf8": (["--data-root", "{w}/latin1"], ("{w}/latin1/data_lists/Tiny_images.csv", "UTF-8", "line 2")),
     "read-only-out": (["--out", "{w}/ro/eval"], ("cannot write {w}/ro/eval", "permission denied"), True),
+    "degradation-unknown": (["--degradation", "blurry"], ("--degradation 'blurry'", "sensor-fixed")),
 }
 
 

@@ -5,7 +5,8 @@
     >>> print(format_table(results))
 
 Command: ``python -m course_sr evaluate [--method bicubic] [--checkpoint [NAME=]PATH ...]
---sets Set5 Set14 ... --data-root DIR [--csv-folder DIR] [--scale 4] [--json] [--out DIR]``.
+--sets Set5 Set14 ... --data-root DIR [--csv-folder DIR] [--scale 4] [--degradation SPEC] [--json]
+[--out DIR]``.
 With ``--json`` the last line on stdout is one JSON object
 ``{"<Set>": {"<method>": {"psnr": float, "ssim": float, "n": int}}}``.
 
@@ -33,7 +34,18 @@ Where a set's images come from, first match wins (``<s>`` is the scale):
    ``<Set>/LR_bicubic/X<s>/<name>x<s>.png`` (so ``--data-root ../shared/benchmarks`` works;
    ``data.lists.find_layout``, the same scan ``data-lists`` makes lists from).
 
-HR is cropped top-left to ``scale x`` the LR size (LR must be ``HR // scale``). The metric
+HR is cropped top-left to ``scale x`` the LR size (LR must be ``HR // scale``).
+
+``--degradation SPEC`` (``degradation=``): a fixed synthetic camera instead of the LR files. SPEC
+is a preset of ``course_sr.unpaired.degradations`` (``sensor-fixed``, ``fixed``, ...) or a JSON
+object of its fields (``'{"preset": "fixed", "noise": 10}'``). Each image's LR is
+``degrade(hr, spec, seed=zlib.crc32(<HR file name>.encode("utf-8")))`` of its HR cropped top-left
+to a multiple of ``scale`` (``unpaired.data.degrade_image``, the LR CycleSR validates on), so the
+same command always gives the same LR; the LR files are not read (nor needed). Every method,
+bicubic included, sees that LR. A set is then labelled ``"<Set> (<SPEC>)"`` (e.g. ``"Set5
+(sensor-fixed)"``) in the tables and every ``--out`` file, each entry has ``"degradation": SPEC``,
+and ``table.txt`` spells out the spec's fields (``results.degraded``). A gray HR is degraded as RGB
+and scored as Y. The metric
 convention is ``course_sr.metrics``'s; :data:`CONVENTION` is printed under every table.
 """
 from __future__ import annotations
@@ -58,8 +70,11 @@ from course_sr.models import TorchBicubic, load_generator
 from course_sr.plumbing.checkpoint import load_checkpoint
 from course_sr.plumbing.distributed import resolve_device
 from course_sr.plumbing.errors import UserError, naming, user_errors
+from course_sr.results.degraded import read_degradation
 from course_sr.results.inference import super_resolve_uint8
 from course_sr.results.specs import DEPRECATED_ORDER, read_checkpoint_spec
+from course_sr.unpaired.data import degrade_image
+from course_sr.unpaired.degradations import PRESETS, Degradation
 from course_sr.utils import convert_image, load_image
 
 CONVENTION = ("PSNR (dB) / SSIM on Y of MATLAB rgb2ycbcr (not rounded), {scale} px shaved from each border; "
@@ -81,8 +96,10 @@ def _lr_partner(lr_dir: Path, stem: str, scale: int) -> Path:
     return lr_dir / f"{stem}x{scale}.png"     # missing: reported by the caller with the others
 
 
-def image_pairs(set_name: str, data_root, csv_folder=None, scale: int = 4) -> list[tuple[str, Path, Path]]:
+def image_pairs(set_name: str, data_root, csv_folder=None, scale: int = 4,
+                lr_files: bool = True) -> list[tuple[str, Path, Path]]:
     """``[(image_name, hr_path, lr_path), ...]`` of one set, sorted (rules in the module docstring).
+    ``lr_files=False``: the LR files may be absent (``--degradation`` makes the LR from the HR).
 
     Raises:
         FileNotFoundError: no folder or list for the set (says where it looked), or LR files
@@ -114,7 +131,7 @@ def image_pairs(set_name: str, data_root, csv_folder=None, scale: int = 4) -> li
         source, fix = str(hr_dir), ""
     if not pairs:
         raise MissingDataError(f"set {set_name!r} has no images in {source}")
-    missing = [str(lr) for _, hr, lr in pairs if not lr.is_file()]
+    missing = [str(lr) for _, hr, lr in pairs if lr_files and not lr.is_file()]
     missing += [str(hr) for _, hr, lr in pairs if not hr.is_file()]
     if missing:
         shown = ", ".join(missing[:20]) + (f" ... and {len(missing) - 20} more" if len(missing) > 20 else "")
@@ -210,10 +227,29 @@ def _lpips_scorer(device):
 
 
 # --------------------------------------------------------------------------------------
+# LR images: the files, or the HR through a fixed degradation
+# --------------------------------------------------------------------------------------
+def scored_images(set_pairs, scale: int, degradation: Degradation | None = None):
+    """Yield ``(image, hr_path, lr, hr)`` uint8 for :func:`image_pairs`' pairs: the LR file and its
+    HR cropped top-left to ``scale x`` its size, or with ``degradation`` the LR made from the HR
+    (seeded by the HR file name, ``unpaired.data.degrade_image``); gray HR stays ``(H, W)``."""
+    for image, hr_path, lr_path in set_pairs:
+        if degradation is not None:
+            yield (image, hr_path, *degrade_image(hr_path, degradation, scale, keep_gray=True)[1:])
+            continue
+        hr = load_image(hr_path, keep_gray=True)
+        lr = load_image(lr_path, keep_gray=True)
+        if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
+            raise ValueError(f"{lr_path} is {lr.shape[1]}x{lr.shape[0]} px but {hr_path} is "
+                             f"{hr.shape[1]}x{hr.shape[0]}: not its x{scale} LR image")
+        yield image, hr_path, lr, hr[: lr.shape[0] * scale, : lr.shape[1] * scale]     # top-left crop
+
+
+# --------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------
 def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=None, device=None,
-             tile: int | None = None, lpips: bool = False, progress: bool = False) -> dict:
+             tile: int | None = None, lpips: bool = False, progress: bool = False, degradation=None) -> dict:
     """Mean PSNR/SSIM of each method on each set.
 
     Args:
@@ -233,36 +269,35 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
         lpips: also report LPIPS (AlexNet) when the ``lpips`` package and weights are present;
             otherwise each entry's ``"lpips"`` is the string ``"not computed (...)"``.
         progress: show a tqdm bar per set.
+        degradation: None (the LR files), or a preset name / JSON text / mapping of fields: every
+            method scores the LR made from each HR with that fixed degradation, seeded by the HR
+            file name (module docstring); sets are labelled ``"<set> (<spec>)"``.
 
     Returns:
         ``{set: {method: {"psnr": float, "ssim": float, "n": int, "y_shift_max": float}}}`` (plus
-        ``"lpips"`` when asked), in the order given.
+        ``"lpips"`` when asked, ``"degradation"`` when given), in the order given.
     """
     roots = dict(data_root) if isinstance(data_root, Mapping) else {s: data_root for s in sets}
     if any(roots.get(s) is None for s in sets):
         roots = {s: roots.get(s) or ensure_sample() for s in sets}
     device = resolve_device(device or "auto")
     scale = check_scale(scale)
+    spec, label = read_degradation(degradation, scale) if degradation is not None else (None, None)
     models = _load_methods(list(methods), scale, device)
-    pairs = {s: image_pairs(s, roots[s], csv_folder, scale) for s in sets}    # all errors up front
+    pairs = {s: image_pairs(s, roots[s], csv_folder, scale, lr_files=spec is None) for s in sets}   # errors up front
     lpips_fn, lpips_note = _lpips_scorer(device) if lpips else (None, None)
 
     results: dict[str, dict[str, dict]] = {}
     rows: list[dict] = []
-    for set_name, set_pairs in pairs.items():
+    for name_on_disk, set_pairs in pairs.items():
+        set_name = f"{name_on_disk} ({label})" if label else name_on_disk
         per_method: dict[str, list[dict]] = {name: [] for name in models}
         it = set_pairs
         if progress:
             from tqdm.auto import tqdm                 # not ours: loaded only for a progress bar
 
             it = tqdm(set_pairs, desc=set_name, leave=False)
-        for image, hr_path, lr_path in it:           # each file decoded once, for every method
-            hr = load_image(hr_path, keep_gray=True)
-            lr = load_image(lr_path, keep_gray=True)
-            if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
-                raise ValueError(f"{lr_path} is {lr.shape[1]}x{lr.shape[0]} px but {hr_path} is "
-                                 f"{hr.shape[1]}x{hr.shape[0]}: not its x{scale} LR image")
-            hr = hr[: lr.shape[0] * scale, : lr.shape[1] * scale]                 # top-left crop
+        for image, hr_path, lr, hr in scored_images(it, scale, spec):   # each decoded once, for every method
             for name, model in models.items():
                 sr = _super_resolve_uint8(model, lr, scale, device, tile)
                 p, s = psnr_ssim(sr, hr, scale, name=hr_path)
@@ -270,6 +305,8 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
                        "y_shift": mean_y_shift(sr, hr, scale, name=hr_path)}
                 if lpips:
                     row["lpips"] = lpips_fn(sr, hr) if lpips_fn else lpips_note
+                if label:
+                    row["degradation"] = label
                 per_method[name].append(row)
         results[set_name] = {}
         for name, scores in per_method.items():      # rows grouped by method, as the CSV has them
@@ -279,6 +316,8 @@ def evaluate(methods, sets, data_root, csv_folder=None, scale: int = 4, out_dir=
                      "y_shift_max": float(max(abs(r["y_shift"]) for r in scores))}
             if lpips:
                 entry["lpips"] = float(np.mean([r["lpips"] for r in scores])) if lpips_fn else lpips_note
+            if label:
+                entry["degradation"] = label
             results[set_name][name] = entry
     if out_dir is not None:
         write_results(results, rows, out_dir, scale)
@@ -297,7 +336,7 @@ def write_results(results: dict, rows: list[dict], out_dir, scale: int) -> Path:
 
 
 def _write_results(results: dict, rows: list[dict], out: Path, scale: int) -> None:
-    extra = ["lpips"] if rows and "lpips" in rows[0] else []
+    extra = [k for k in ("lpips", "degradation") if rows and k in rows[0]]
     with open(out / "per_image.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["set", "method", "image", "psnr", "ssim", "y_shift"] + extra)
         writer.writeheader()
@@ -332,6 +371,10 @@ def format_table(results: dict, scale: int = 4) -> str:
         lines.append("LPIPS (AlexNet, lower is better): " + "; ".join(
             f"{s}/{m}: " + (f"{e['lpips']:.4f}" if isinstance(e["lpips"], float) else e["lpips"])
             for s in sets for m, e in results[s].items()))
+    for label in dict.fromkeys(e["degradation"] for s in sets for e in results[s].values() if "degradation" in e):
+        lines += textwrap.wrap(f"LR made from each HR with the fixed degradation {label} = "
+                               f"{read_degradation(label, scale)[0]}, seeded by the CRC-32 of the HR file "
+                               "name: not the standard bicubic benchmark.", width=100)
     lines += textwrap.wrap(CONVENTION.format(scale=scale), width=100)
     return "\n".join(lines)
 
@@ -358,17 +401,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu | cuda | cuda:1 (default: cuda when available)")
     parser.add_argument("--tile", type=int, default=None, help="LR tile side (default: automatic)")
     parser.add_argument("--lpips", action="store_true", help="also LPIPS when the lpips package and weights exist")
+    parser.add_argument("--degradation", default=None, metavar="SPEC",
+                        help="score every method on LR made from the HR with this fixed degradation instead of "
+                             f"the LR files: a preset ({', '.join(sorted(PRESETS))}) or a JSON object of fields; "
+                             "seeded by each HR file name (CRC-32), so the same command gives the same LR; sets "
+                             "are labelled '<Set> (SPEC)'")
     args = parser.parse_args(argv)
     check_scale(args.scale, "--scale")                   # the boundary: before any file is read
     if args.device is not None:
         resolve_device(args.device)
     if args.tile is not None and args.tile < 1:
         raise UserError(f"--tile {args.tile}: must be a whole number >= 1 (LR pixels), or left out")
+    if args.degradation is not None:
+        read_degradation(args.degradation, args.scale, "--degradation")   # a bad spec: one line, before any file is read
 
     methods = args.method + args.checkpoint or ["bicubic"]
     with user_errors(FileNotFoundError, ValueError):    # built-in errors below name the file or value
         results = evaluate(methods, args.sets, args.data_root, args.csv_folder, args.scale, args.out,
-                           args.device, args.tile, lpips=args.lpips, progress=sys.stderr.isatty())
+                           args.device, args.tile, lpips=args.lpips, progress=sys.stderr.isatty(),
+                           degradation=args.degradation)
     print(format_table(results, args.scale))
     if args.out:
         print(f"wrote per_image.csv, per_set.csv, summary.json, table.txt in {args.out}")

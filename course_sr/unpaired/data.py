@@ -178,23 +178,38 @@ def degraded_pairs(config: Mapping[str, Any], split: str, spec="fixed", limit: i
 
 
 def degrade_images(hr_paths, spec="fixed", scale: int = 4, crop: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``[(name, lr, hr)]`` from HR image files: each HR (centre-cropped to a ``crop``-pixel square
-    when ``crop > 0``) cropped top-left to a multiple of ``scale`` and degraded with ``spec``
-    (default ``"fixed"``), seeded by its file name (:func:`image_seed`): the same set every time,
-    for every method and every folder layout."""
+    """``[(name, lr, hr)]`` from HR image files, each through :func:`degrade_image` (default
+    ``"fixed"``): the same set every time, for every method and every folder layout."""
     spec = get_degradation(spec, scale)
     if spec is None:
         raise ValueError("degrading a test set needs a degradation spec (e.g. 'fixed'), got None")
-    out = []
-    for path in hr_paths:
-        hr = load_image(path)
-        if crop:
-            c = min(crop, hr.shape[0], hr.shape[1])
-            top, left = (hr.shape[0] - c) // 2, (hr.shape[1] - c) // 2
-            hr = hr[top: top + c, left: left + c]
-        hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
-        out.append((Path(path).stem, degrade(hr, spec, seed=image_seed(path)), hr))
-    return out
+    return [degrade_image(path, spec, scale, crop) for path in hr_paths]
+
+
+def degrade_image(path, spec, scale: int = 4, crop: int = 0,
+                  keep_gray: bool = False) -> tuple[str, np.ndarray, np.ndarray]:
+    """``(name, lr, hr)`` of one HR image file: the HR (centre-cropped to a ``crop``-pixel square
+    when ``crop > 0``) cropped top-left to a multiple of ``scale`` and degraded with ``spec``
+    (a ``Degradation`` or what ``get_degradation`` reads), seeded by its file name
+    (:func:`image_seed`), so "baby.png with the fixed degradation" is one image everywhere:
+    ``degrade(hr, spec, seed=image_seed(path))``. ``name`` is the file's stem.
+
+    ``keep_gray``: a gray file's ``hr`` stays ``(H, W)`` (what the metrics score as Y); it is
+    degraded as RGB all the same (gray copied to R, G, B), so its ``lr`` is ``(h, w, 3)``.
+    A ``ValueError`` from ``degrade`` (image too small for the kernel) names the file.
+    """
+    hr = load_image(path, keep_gray=keep_gray)
+    if crop:
+        c = min(crop, hr.shape[0], hr.shape[1])
+        top, left = (hr.shape[0] - c) // 2, (hr.shape[1] - c) // 2
+        hr = hr[top: top + c, left: left + c]
+    hr = hr[: hr.shape[0] // scale * scale, : hr.shape[1] // scale * scale]
+    rgb = np.repeat(hr[:, :, None], 3, axis=2) if hr.ndim == 2 else hr
+    try:
+        lr = degrade(rgb, get_degradation(spec, scale), seed=image_seed(path))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
+    return Path(path).stem, lr, hr
 
 
 def tensor_pairs(triples) -> list[tuple[torch.Tensor, torch.Tensor]]:

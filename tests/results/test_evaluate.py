@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,13 @@ import pytest
 import torch
 
 from course_sr.__main__ import main as cli
-from course_sr.results.evaluate import bicubic_bases, evaluate, format_table, image_pairs, main, parse_method
+from course_sr.results.degraded import DegradationSpecError, read_degradation
+from course_sr.results.evaluate import (bicubic_bases, evaluate, format_table, image_pairs, main, parse_method,
+                                        scored_images)
 from course_sr.metrics import psnr_ssim
 from course_sr.plumbing.errors import UserError
 from course_sr.results.specs import DEPRECATED_ORDER, MethodSpecError, read_checkpoint_spec
+from course_sr.unpaired.degradations import degrade, get_degradation
 from course_sr.utils import load_image, save_image
 
 PINNED = {"Set5": (28.4290, 0.8111, 5), "Set14": (25.9940, 0.7029, 14)}
@@ -254,3 +258,75 @@ def test_torch_bicubic_is_the_base_an_untrained_residual_network_gives(tmp_path,
     paper = load_checkpoint(path)
     paper["config"]["bicubic_residual"] = False
     assert bicubic_bases([save_checkpoint(paper, tmp_path / "paper.pt", check=False)]) == []
+
+
+# ---- --degradation: a fixed synthetic camera instead of the LR files --------------------------
+def test_degraded_lr_is_degrade_of_the_hr_seeded_by_its_file_name(tmp_path):
+    """LR = degrade(HR cropped to a multiple of 4, spec, seed=CRC-32 of the HR file name); the LR
+    files are neither read nor needed; a gray HR is degraded as RGB and scored as Y."""
+    from course_sr.imresize import imresize
+
+    set_dir = make_set(tmp_path, sizes=((45, 51), (48, 40)), gray_last=True)
+    for lr_file in (set_dir / "LR_bicubic" / "X4").iterdir():
+        lr_file.unlink()
+    spec = get_degradation("sensor-fixed", 4)
+    images = list(scored_images(image_pairs("Tiny", tmp_path, lr_files=False), 4, spec))
+    results = evaluate(["bicubic"], ["Tiny"], tmp_path, out_dir=tmp_path / "eval", degradation="sensor-fixed")
+    rows = [r.split(",") for r in (tmp_path / "eval" / "per_image.csv").read_text().splitlines()[1:]]
+    for (image, hr_path, lr, hr), row in zip(images, rows):
+        hr_rgb = load_image(hr_path)[:44, :48] if image == "img0" else load_image(hr_path)
+        expected = degrade(hr_rgb, "sensor-fixed", seed=zlib.crc32(f"{image}.png".encode("utf-8")))
+        assert np.array_equal(lr, expected) and lr.shape == (hr.shape[0] // 4, hr.shape[1] // 4, 3)
+        assert hr.ndim == (2 if image == "img1" else 3)                  # the gray HR stays gray (Y)
+        assert row[:3] == ["Tiny (sensor-fixed)", "bicubic", image] and row[-1] == "sensor-fixed"
+        assert (float(row[3]), float(row[4])) == pytest.approx(psnr_ssim(imresize(expected, 4), hr, 4), abs=1e-12)
+    assert results["Tiny (sensor-fixed)"]["bicubic"]["n"] == 2
+
+
+def test_bicubic_scores_lower_through_the_fixed_camera_same_numbers_twice(sample_root, tmp_path, capsys):
+    common = ["evaluate", "--sets", "sample_test", "--data-root", str(sample_root), "--json"]
+    assert cli(common) == 0
+    clean = json.loads(capsys.readouterr().out.splitlines()[-1])["sample_test"]["bicubic"]
+    runs = []
+    for k in range(2):
+        assert cli([*common, "--degradation", "sensor-fixed", "--out", str(tmp_path / f"eval{k}")]) == 0
+        runs.append(capsys.readouterr().out)
+    assert runs[0] == runs[1].replace(str(tmp_path / "eval1"), str(tmp_path / "eval0"))
+    for name in ("per_image.csv", "per_set.csv", "summary.json", "table.txt"):
+        assert (tmp_path / "eval0" / name).read_bytes() == (tmp_path / "eval1" / name).read_bytes()
+    results = json.loads(runs[0].splitlines()[-1])
+    assert list(results) == ["sample_test (sensor-fixed)"]
+    degraded = results["sample_test (sensor-fixed)"]["bicubic"]
+    assert degraded["degradation"] == "sensor-fixed" and degraded["n"] == clean["n"]
+    assert degraded["psnr"] < clean["psnr"] - 1 and degraded["ssim"] < clean["ssim"]
+
+
+def test_the_set_label_carries_the_spec_in_every_output(sample_root, tmp_path):
+    spec = '{"preset": "fixed", "noise": 10}'
+    results = evaluate(["bicubic"], ["sample_test"], sample_root, out_dir=tmp_path, degradation=spec)
+    label = 'sample_test ({"noise":10,"preset":"fixed"})'
+    assert list(results) == [label] and json.loads((tmp_path / "summary.json").read_text()) == results
+    assert (tmp_path / "per_set.csv").read_text().splitlines()[0].endswith(",degradation")
+    assert (tmp_path / "per_image.csv").read_text().splitlines()[1].startswith(f'"{label.replace(chr(34), 2 * chr(34))}",')
+    table = " ".join((tmp_path / "table.txt").read_text().split())          # unwrapped
+    assert label in table and "not the standard bicubic benchmark" in table and "noise=(10.0, 10.0)" in table
+    assert read_degradation(results[label]["bicubic"]["degradation"], 4) == read_degradation(spec, 4)
+
+
+def test_bicubic_on_set5_through_sensor_fixed(shared_benchmarks):
+    results = evaluate(["bicubic"], ["Set5"], shared_benchmarks, degradation="sensor-fixed")
+    entry = results["Set5 (sensor-fixed)"]["bicubic"]
+    assert entry["n"] == 5 and 20 < entry["psnr"] < PINNED["Set5"][0] - 1 and entry["ssim"] < PINNED["Set5"][1]
+    assert "Set5 (sensor-fixed) (n=5)" in format_table(results)
+
+
+@pytest.mark.parametrize("spec, why", [("blurry", "not a preset name"), ('{"preset": "x"}', "unknown preset 'x'"),
+                                       ('{"nois": 3}', "nois"), ("{bad", "Expecting"),
+                                       ('{"noise": [1]}', "[lo, hi]"), ('{"jpeg": 200}', "1..95")])
+def test_a_bad_degradation_is_one_line_naming_it_and_the_presets(tmp_path, spec, why):
+    make_set(tmp_path)
+    with pytest.raises(DegradationSpecError) as caught:
+        evaluate(["bicubic"], ["Tiny"], tmp_path, degradation=spec)
+    message = str(caught.value)
+    assert "\n" not in message and repr(spec) in message and why in message
+    assert "clean, default, fixed, sensor, sensor-fixed" in message and isinstance(caught.value, ValueError)
