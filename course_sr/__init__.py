@@ -20,10 +20,11 @@ Everything else supports it, in four subpackages:
 - ``plumbing``   checkpoints, run records, the trainer protocol and resume rules (``trainer``),
                  mixed precision, several processes (``distributed``), the ``train`` command,
                  errors, real mode's places (``course``)
-- ``results``    inference, evaluation tables, SR images and comparison sheets (``upscale``), the
-                 human-rating pack and scores, the experiment report, ``make demo``
+- ``results``    inference, evaluation tables (``--degradation``: ``degraded``), SR images and
+                 comparison sheets (``upscale``), the human-rating pack and scores, the
+                 experiment report, ``make demo``
 - ``unpaired``   degradations, unpaired data, CycleGAN / dual networks, CycleSR and dual
-                 regression (``cyclesr``) and their comparison (``compare``)
+                 regression and the paired baseline (``cyclesr``) and their comparison (``compare``)
 
 Imports run one way (the core never imports ``results`` except ``results.inference``; no
 subpackage imports back into a module that imports it): ``tests/test_layout.py`` checks it.

@@ -260,12 +260,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cyclesr": dict(method="cyclesr", train_split="unpaired_hr", real_lr_split="unpaired_real_lr",
                     val_split="valid_unknown", batch_size=64, crop_size=480, n_epoch=100, n_epoch_decay=100,
                     iters_per_epoch=250, cyc_warmup_iters=1_250, cyc_sr_iters=250),
-    # The same VDSR on the bicubic LR of the same HR patches and schedule: the like-for-like baseline.
+    # The same VDSR on the bicubic LR of the same HR patches: the like-for-like baseline. CycleSR's S
+    # trains from iteration 1,250 (after the warm-up): 48,750 updates, lr constant to 25,000, then
+    # decaying; 95 + 100 epochs of 250 give this network exactly those updates and that schedule.
     "paired": dict(method="paired", train_split="unpaired_hr", real_lr_split="unpaired_real_lr",
-                   val_split="valid_unknown", batch_size=64, crop_size=480, n_epoch=100, n_epoch_decay=100,
+                   val_split="valid_unknown", batch_size=64, crop_size=480, n_epoch=95, n_epoch_decay=100,
                    iters_per_epoch=250),
+    # Dual regression (DRN's L1 losses) on the same data and VDSR, as many SR updates (lr constant).
     "dual": dict(method="dual", train_split="unpaired_hr", real_lr_split="unpaired_real_lr",
-                 val_split="valid_unknown"),
+                 val_split="valid_unknown", batch_size=64, crop_size=480, pretrain_iters=48_750),
 }
 
 

@@ -159,7 +159,9 @@ def test_the_cyclesr_preset_has_vegas_phases_sizes_and_schedule():
     assert (cfg.n_epoch, cfg.n_epoch_decay, cfg.iters_per_epoch) == (100, 100, 250)
     assert (cfg.sr_net, cfg.SR_nb, cfg.SR_nf, cfg.SR_lr, cfg.cyc_lr, cfg.grad_clip) == ("vdsr", 20, 64, 1e-4, 2e-4, 50.0)
     assert (cfg.SR_lam, cfg.cycleSR_lam, cfg.pool_size, cfg.cyc_n_layers_D) == (1000.0, 1000.0, 50, 3)
-    assert get_config("paired").method == "paired" and PairedSR.stage_bounds(get_config("paired")) == {"paired": (0, 50_000)}
+    # the like-for-like presets: the same SR updates as CycleSR's S (48,750) on the same batches
+    assert PairedSR.stage_bounds(get_config("paired")) == {"paired": (0, 48_750)}
+    assert get_config("dual").pretrain_iters == 48_750 and get_config("dual").batch_size == 64
     assert all(o.defaults["betas"] == (0.5, 0.999) for o in CycleSR(get_config("cyclesr-quick", **TINY)).optimizers.values())
 
 
