@@ -142,14 +142,22 @@ def settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) 
                     out=path("out"), max_iters=_max_iters(env.get(ENV["max_iters"])), mirror=mirror)
 
 
+REHEARSAL_BATCH, REHEARSAL_CROP = 16, 128     # the unpaired presets' size before Vega's (see cut_schedule)
+
+
 def cut_schedule(config, n: int):
     """``config`` (an EasyDict, changed in place and returned) with every stage cut to ``n``.
 
     SRGAN: ``pretrain_iters`` and ``gan_iters`` at most ``n`` each. CycleSR: at most ``n`` warm-up,
     ``n`` SR-only and ``n`` joint iterations (lr constant for the first half of the joint phase,
-    then decaying); the paired baseline: ``n`` iterations. Dual regression: ``pretrain_iters``. ``log_every``, ``val_every`` and ``ckpt_every`` shrink to
-    fit inside a stage, so a rehearsal logs, validates and writes ``last.pt`` mid-stage as a real
-    run does. The result is what the run's ``config.yaml`` and checkpoints record.
+    then decaying); the paired baseline: ``n`` iterations. Dual regression: ``pretrain_iters``.
+    The unpaired methods' batches also shrink to at most :data:`REHEARSAL_BATCH` patches of
+    :data:`REHEARSAL_CROP` px: Vega's 64 x 480 px batches are GPU-sized (in float16 each HR
+    activation of the VDSR is ~1.9 GB), so a CPU rehearsal of them would need tens of GB and
+    minutes an iteration; the rehearsal runs their path (phases, resume, checkpoints), not their
+    size. ``log_every``, ``val_every`` and ``ckpt_every`` shrink to fit inside a stage, so a
+    rehearsal logs, validates and writes ``last.pt`` mid-stage as a real run does. The result is
+    what the run's ``config.yaml`` and checkpoints record.
     """
     n = int(n)
     if n < 1:
@@ -159,7 +167,9 @@ def cut_schedule(config, n: int):
         c.pretrain_iters, c.gan_iters = min(int(c.pretrain_iters), n), min(int(c.gan_iters), n)
     elif c.method == "dual":
         c.pretrain_iters = min(int(c.pretrain_iters), n)
-    elif c.method in ("cyclesr", "paired"):
+    if c.method in ("cyclesr", "paired", "dual"):
+        c.batch_size, c.crop_size = min(int(c.batch_size), REHEARSAL_BATCH), min(int(c.crop_size), REHEARSAL_CROP)
+    if c.method in ("cyclesr", "paired"):
         cyc = c.method == "cyclesr"
         warm, sr = (min(int(c.cyc_warmup_iters), n), min(int(c.cyc_sr_iters), n)) if cyc else (0, 0)
         total = (int(c.n_epoch) + int(c.n_epoch_decay)) * int(c.iters_per_epoch)

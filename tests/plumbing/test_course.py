@@ -73,6 +73,12 @@ def test_cut_schedule_cyclesr_and_dual():
     assert factors[:8] == [1.0] * 8 and 0 < factors[8] < 1          # joint: constant, then decaying
     assert course.cut_schedule(get_config("dual"), 2).pretrain_iters == 2
     assert PairedSR.stage_bounds(course.cut_schedule(get_config("paired"), 4)) == {"paired": (0, 4)}
+    # a CPU rehearsal runs the unpaired presets' path at a CPU size, the SRGAN presets' at theirs
+    for preset in ("cyclesr", "paired", "dual"):
+        cut = course.cut_schedule(get_config(preset), 2)
+        assert (cut.batch_size, cut.crop_size) == (course.REHEARSAL_BATCH, course.REHEARSAL_CROP) == (16, 128)
+    colab = get_config("colab")
+    assert (course.cut_schedule(get_config("colab"), 2).batch_size, colab.crop_size) == (colab.batch_size, 96)
     with pytest.raises(ValueError):
         course.cut_schedule(get_config("colab"), 0)
 
