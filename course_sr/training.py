@@ -30,20 +30,15 @@ One checkpoint schema: ``method``, ``stage``, ``iteration``, ``samples_seen``, `
 ``window``; only ``last.pt`` adds ``optimizers``, ``schedulers`` and ``scalers``.
 
 Nothing is lost by accident: a fresh start where ``checkpoints/`` holds ``*.pt`` files is refused
-(one line naming ``--resume auto``, ``--overwrite`` and a new ``--out``); ``--resume auto``
-continues from ``last.pt`` when it exists. Stray ``.*.tmp`` files of killed saves are removed at
-the start. Each ``<stage>_end.pt`` is written before the ``last.pt`` that records the stage as
-done (a resume writes a missing one). Every checkpoint carries a checksum, verified on load.
-
-What a resume may change: the network sizes, ``method`` and ``seed`` are fixed by the checkpoint
-(``course_sr.plumbing.trainer.check_resumable``); the settings that place the stages cannot move
-a stage the run is in or past. Inside a stage the config's optimiser settings are applied to the
-restored optimisers (and logged); everything else takes effect from the resumed iteration. A
-resume restores weights, optimisers, schedulers, grad scalers, history, window means and every
-RNG (each rank its own), and the data stream restarts at the same item: on CPU a run stopped
-after k iterations and resumed is bit-identical to one that never stopped. On CUDA it continues
-from the same state but not bit-identically (cuDNN autotuning may pick other algorithms in the
-new process, and some backward kernels accumulate with atomics in no fixed order).
+(naming ``--resume auto``, ``--overwrite`` and a new ``--out``); stray ``.*.tmp`` files of killed
+saves are removed; each ``<stage>_end.pt`` is written before the ``last.pt`` that records the
+stage as done; every checkpoint carries a checksum, verified on load. A resume may not change the
+network sizes, ``method``, ``seed`` or where a stage it is in began (``plumbing.trainer``); inside
+a stage the config's optimiser settings are applied to the restored optimisers (and logged). It
+restores weights, optimisers, schedulers, scalers, history, window means and every RNG (each rank
+its own), and the data stream restarts at the same item: on CPU a resumed run is bit-identical to
+one that never stopped; on CUDA it continues from the same state, not bit-identically (cuDNN
+autotuning in the new process, atomics in some backward kernels).
 
 Several GPUs (SRGAN): ``torchrun --nproc_per_node=N -m course_sr train ...`` (see
 ``course_sr.plumbing.distributed``): ``batch_size`` is PER PROCESS; only rank 0 validates, logs
@@ -252,6 +247,8 @@ class _Loop:
                 continue
             self.stage = stage
             t.setup_stage(stage)
+            # "best" is per stage (a GAN's PSNR is below its SRResNet's), and so is the window
+            self.best, self.window = float("-inf"), WindowMeans()
             if ckpt:   # the first stage after a resume: weights (and, inside a stage, optimisers) + RNG
                 same = ckpt["stage"] == stage and self.iteration > begin
                 applied = t.load_state_dict(ckpt, same_stage=same, source=path)

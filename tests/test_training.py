@@ -31,6 +31,7 @@ def test_full_run_writes_the_documented_layout(full_run):
     assert result["finished"] and result["iteration"] == 6 and result["stage"] == "gan"
     names = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert names == ["best.pt", "gan_end.pt", "last.pt", "pretrain_end.pt"]
+
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["gan_6.png", "pretrain_3.png"]
     assert (out / "config.yaml").is_file() and "stage gan done" in (out / "log.txt").read_text()
     ckpt = load_checkpoint(out / "checkpoints" / "gan_end.pt")
@@ -540,3 +541,26 @@ def test_a_read_only_run_folder_says_so(sample_root, tmp_path, monkeypatch, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"cannot write {tmp_path / 'ro'}" in err[0] and ": read-only file system (the run " \
         f"folder {tmp_path / 'ro'}: make it writable" in err[0]
+
+
+def test_best_is_the_best_of_the_current_stage(sample_root, tmp_path, monkeypatch):
+    """A GAN trades PSNR for texture: stage 2's first validation is its best even when stage 1
+    scored higher, and best.pt then holds stage 2's generator (the README's contract)."""
+    real = training.validate
+    psnr = {"pretrain": 30.0, "gan": 20.0}
+
+    def scored(net, images, *args, **kwargs):
+        scores, grid = real(net, images, *args, **kwargs)
+        return {**scores, "val_psnr": psnr[stage[0]]}, grid
+    stage = ["pretrain"]
+    real_run_stage = training._Loop.run_stage
+
+    def run_stage(self, name, *args, **kwargs):
+        stage[0] = name
+        return real_run_stage(self, name, *args, **kwargs)
+    monkeypatch.setattr(training, "validate", scored)
+    monkeypatch.setattr(training._Loop, "run_stage", run_stage)
+    result = training.run(tiny(sample_root, val_every=1), tmp_path)
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
+    assert (best["stage"], best["iteration"], result["best_psnr"]) == ("gan", 4, 20.0)
+    assert "[gan 4] val PSNR 20.00 dB, SSIM" in (tmp_path / "log.txt").read_text()
