@@ -254,7 +254,6 @@ class SRGANTrainer(Trainer):
         # (only cuDNN reads it), so the scoping is tested on CPU too.
         self.cudnn_benchmark = bool(config["cudnn_benchmark"])
         self.precision = Precision(self.device, enabled=bool(config["amp"]))
-        self.bounds = self.stage_bounds(config)
         self.stage, self.balance = "pretrain", None
         seed_everything(config["seed"])
         self.generator = self._to_device(build_generator(config)).train()

@@ -181,8 +181,7 @@ class _Loop:
     def __init__(self, t: Trainer, cfg: EasyDict, out_dir: Path, records: RunRecords, info: DistInfo):
         self.t, self.cfg, self.records, self.info = t, cfg, records, info
         self.out_dir, self.ckpt_dir = out_dir, out_dir / "checkpoints"
-        self.bounds = t.stage_bounds(cfg)
-        self.total = max(end for _, end in self.bounds.values())
+        self.bounds, self.total = t.bounds, t.total_iters
         self.stage = next(iter(self.bounds))
         self.iteration = self.samples_seen = 0
         self.best, self.window = float("-inf"), WindowMeans()
@@ -292,6 +291,9 @@ class _Loop:
         # redraw). `disable` only silences other ranks, so that TQDM_DISABLE=1 still turns it off.
         bar = tqdm(total=end - begin, initial=self.iteration - begin, desc=stage, dynamic_ncols=True,
                    mininterval=1.0 if sys.stderr.isatty() else 10.0, **({} if self.info.is_main else {"disable": True}))
+        def where() -> str:                          # formatted only when a log or a save reads it
+            return f"in stage {stage} between iterations {self.iteration - window.n + 1} and {self.iteration}"
+
         try:
             while self.iteration < stop:
                 batch = next(batches)
@@ -300,9 +302,8 @@ class _Loop:
                 self.samples_seen += batch[0].shape[0] * self.info.world_size
                 local, last = self.iteration - begin, self.iteration == end
                 window.add(out)
-                where = f"in stage {stage} between iterations {self.iteration - window.n + 1} and {self.iteration}"
                 if local % cfg.log_every == 0 or last:
-                    n, values = window.n, window.pop(where)
+                    n, values = window.n, window.pop(where())
                     values["it_per_s"] = n / max(time.time() - tick, 1e-9)
                     tick = time.time()
                     if t.lr_used is not None:
@@ -313,7 +314,7 @@ class _Loop:
                 if t.validates(stage) and (local % cfg.val_every == 0 or last):
                     self.validate(stage, val_images)
                 if local % cfg.ckpt_every == 0 and not last:
-                    window.check(where)
+                    window.check(where())
                     self.save("last")
                 bar.update(1)
         finally:

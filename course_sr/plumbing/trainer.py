@@ -89,6 +89,16 @@ class Trainer:
     def stage_bounds(cfg: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
         raise NotImplementedError
 
+    @property
+    def bounds(self) -> dict[str, tuple[int, int]]:
+        """This trainer's stages under its own config (:meth:`stage_bounds`)."""
+        return self.stage_bounds(self.cfg)
+
+    @property
+    def total_iters(self) -> int:
+        """Iterations of the whole schedule: where the last stage ends."""
+        return max(end for _, end in self.bounds.values())
+
     def setup_stage(self, stage: str) -> None:
         """Nothing to build per stage unless a method says otherwise."""
 

@@ -133,6 +133,11 @@ def lr_factor(iteration: int, n_epoch: int, n_epoch_decay: int, iters_per_epoch:
     return max(0.0, (end - iteration) / (end - start))
 
 
+def schedule_length(cfg: Mapping[str, Any]) -> int:
+    """Iterations of the :func:`lr_factor` schedule: ``(n_epoch + n_epoch_decay) * iters_per_epoch``."""
+    return (int(cfg["n_epoch"]) + int(cfg["n_epoch_decay"])) * int(cfg["iters_per_epoch"])
+
+
 def set_requires_grad(nets, flag: bool) -> None:
     for net in nets:
         net.requires_grad_(flag)
@@ -169,7 +174,6 @@ class UnpairedTrainer(Trainer):
     persistent_optimizers = True
     lr_view = "nearest"
     base_lr: dict[str, float]
-    total_iters: int
 
     def __init__(self, config: Mapping[str, Any], device: str | torch.device = "cpu"):
         super().__init__()
@@ -222,21 +226,20 @@ class CycleSR(UnpairedTrainer):
                                   lr=self.base_lr["D"], betas=CYCLEGAN_BETAS),
             "SR": sr_optimizer(n.generator, config),
         }
-        self.total_iters = self.stage_bounds(config)["joint"][1]
 
     @staticmethod
     def stage_bounds(cfg: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
         """Vega's phases: ``warmup`` (CycleGAN only) for the first ``cyc_warmup_iters`` iterations,
         ``sr`` (S only, on bicubic LR) for the next ``cyc_sr_iters``, then ``joint``, to
         ``(n_epoch + n_epoch_decay) * iters_per_epoch``. An empty phase is skipped."""
-        total = (int(cfg["n_epoch"]) + int(cfg["n_epoch_decay"])) * int(cfg["iters_per_epoch"])
+        total = schedule_length(cfg)
         warm = min(int(cfg.get("cyc_warmup_iters", 0)), total)
         sr_end = min(warm + int(cfg.get("cyc_sr_iters", 0)), total)
         return {"warmup": (0, warm), "sr": (warm, sr_end), "joint": (sr_end, total)}
 
     def phase(self, iteration: int) -> str:
         """The phase the (0-based) ``iteration`` belongs to: ``warmup``, ``sr`` or ``joint``."""
-        return next(name for name, (_, end) in self.stage_bounds(self.config).items() if iteration < end)
+        return next(name for name, (_, end) in self.bounds.items() if iteration < end)
 
     def validates(self, stage: str) -> bool:
         return stage != "warmup"              # the SR network does not train in the warm-up
@@ -341,7 +344,6 @@ class DualRegression(UnpairedTrainer):
         self.nets = nn.ModuleDict({"generator": build_sr_network(config),
                                    "dual": build_dual_network(config)}).to(self.device)
         self.optimizers = {"primal_dual": make_pretrain_optimizer(self.nets, config)}   # P and D together
-        self.total_iters = int(config["pretrain_iters"])
 
     @staticmethod
     def stage_bounds(cfg: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
@@ -387,11 +389,10 @@ class PairedSR(UnpairedTrainer):
         self.nets = nn.ModuleDict({"generator": build_sr_network(config)}).to(self.device)
         self.base_lr = {"SR": config["SR_lr"]}
         self.optimizers = {"SR": sr_optimizer(self.nets.generator, config)}
-        self.total_iters = (config["n_epoch"] + config["n_epoch_decay"]) * config["iters_per_epoch"]
 
     @staticmethod
     def stage_bounds(cfg: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
-        return {"paired": (0, (int(cfg["n_epoch"]) + int(cfg["n_epoch_decay"])) * int(cfg["iters_per_epoch"]))}
+        return {"paired": (0, schedule_length(cfg))}
 
     def degrade_batch(self, hr: torch.Tensor, iteration: int) -> torch.Tensor:
         """The oracle's LR: each HR patch (N, 3, H, W) in [0, 1] degraded with the true spec."""
