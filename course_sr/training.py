@@ -126,7 +126,8 @@ def validation_set(cfg: Mapping[str, Any]) -> list[tuple[torch.Tensor, torch.Ten
 
 
 @torch.no_grad()
-def validate(net: torch.nn.Module, images, device=None, lr_view: str = "bicubic") -> tuple[dict[str, float], np.ndarray]:
+def validate(net: torch.nn.Module, images, device=None, lr_view: str = "bicubic",
+             grid: bool = True) -> tuple[dict[str, float], np.ndarray | None]:
     """Mean Y-channel PSNR/SSIM (``scale`` pixels shaved, ``metrics.psnr_ssim``) of ``net`` on
     ``images`` ([(lr, hr)] in [0, 1]) and a grid ``LR | SR | HR``, one row per image (uint8 HxWx3)
     under a strip that labels the three columns.
@@ -134,6 +135,7 @@ def validate(net: torch.nn.Module, images, device=None, lr_view: str = "bicubic"
     ``net`` is any SR network of the kit (``scale``, ``output_range``), run in eval mode through
     ``inference.super_resolve`` (its mode is restored). ``lr_view``: the LR column enlarged by
     ``"bicubic"`` (what a plain upscaler gives) or ``"nearest"`` (the pixels as they are).
+    ``grid=False``: the scores only (the grid is None), for tables.
     """
     if lr_view not in ("bicubic", "nearest"):
         raise ValueError(f"lr_view must be 'bicubic' or 'nearest', got {lr_view!r}")
@@ -142,17 +144,21 @@ def validate(net: torch.nn.Module, images, device=None, lr_view: str = "bicubic"
         sr = super_resolve(net, lr, device=device).cpu()                 # (3, H, W) in [0, 1], clamped
         sr_u8, hr_u8 = to_uint8(sr, "[0, 1]"), to_uint8(hr, "[0, 1]")
         scores.append(psnr_ssim(sr_u8, hr_u8, s))
+        if not grid:
+            continue
         if lr_view == "nearest":
             left = to_uint8(lr, "[0, 1]").repeat(s, 0).repeat(s, 1)
         else:
             up = F.interpolate(lr.unsqueeze(0), scale_factor=s, mode="bicubic", align_corners=False)[0]
             left = to_uint8(up.clamp(0, 1), "[0, 1]")
         rows.append(np.concatenate([left, sr_u8, hr_u8], axis=1))
-    width = max(r.shape[1] for r in rows)
-    grid = np.concatenate([np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
-    grid = label_columns(grid, [rows[0].shape[1] // 3] * 3, (f"LR ({lr_view})", "SR", "HR"))
     psnr, ssim = (float(np.mean(v)) for v in zip(*scores))
-    return {"val_psnr": psnr, "val_ssim": ssim}, grid
+    if not grid:
+        return {"val_psnr": psnr, "val_ssim": ssim}, None
+    width = max(r.shape[1] for r in rows)
+    picture = np.concatenate([np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
+    picture = label_columns(picture, [rows[0].shape[1] // 3] * 3, (f"LR ({lr_view})", "SR", "HR"))
+    return {"val_psnr": psnr, "val_ssim": ssim}, picture
 
 
 def make_trainer(cfg: Mapping[str, Any], info: DistInfo, log=print) -> Trainer:
@@ -287,8 +293,7 @@ class _Loop:
 
     def run_stage(self, stage: str, begin: int, end: int, stop: int, batches, val_images) -> None:
         t, cfg, records, window, tick = self.t, self.cfg, self.records, self.window, time.time()
-        # Redraw every second on a terminal, every 10 s in a notebook (whose saved output keeps each
-        # redraw). `disable` only silences other ranks, so that TQDM_DISABLE=1 still turns it off.
+        # 1 s redraws on a terminal, 10 s in a notebook (it keeps each); TQDM_DISABLE=1 still turns it off
         bar = tqdm(total=end - begin, initial=self.iteration - begin, desc=stage, dynamic_ncols=True,
                    mininterval=1.0 if sys.stderr.isatty() else 10.0, **({} if self.info.is_main else {"disable": True}))
         def where() -> str:                          # formatted only when a log or a save reads it

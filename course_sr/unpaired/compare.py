@@ -123,7 +123,7 @@ def score_methods(nets: Mapping[str, nn.Module], sets: Mapping[str, list], devic
     for m, net in nets.items():
         out[m] = {}
         for name, pairs in sets.items():
-            scores = validate(net, pairs, device, lr_view="nearest")[0]
+            scores = validate(net, pairs, device, grid=False)[0]
             out[m][name] = {"psnr": scores["val_psnr"], "ssim": scores["val_ssim"]}
     return out
 
