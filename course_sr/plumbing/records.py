@@ -357,7 +357,7 @@ def load_history(source: Mapping[str, Any] | str | os.PathLike) -> dict[str, lis
     path = Path(source)
     if path.is_dir():
         path = path / "checkpoints" / "last.pt"
-    return load_checkpoint(path)["history"]
+    return load_checkpoint(path, verify=False)["history"]      # metadata: no need to read every tensor
 
 
 def plot_history(source: Mapping[str, Any] | str | os.PathLike, keys: Iterable[str] | None = None,

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.resume == "auto" and not path.is_file():
                 raise UserError(f"--resume auto without --config needs {path}, which does not exist: give --config "
                                 "to start a run there")
-            ckpt = load_checkpoint(path)
+            ckpt = load_checkpoint(path, verify=False)       # its config only: run() verifies what it resumes
             config = get_config(None, **{**{k: v for k, v in ckpt["config"].items() if k != "preset"}, **overrides})
         else:
             config = get_config(args.config, **overrides)

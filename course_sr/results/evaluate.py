@@ -61,8 +61,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from course_sr.data.lists import (IMAGE_EXTENSIONS, MissingDataError, check_scale, find_data_list, find_layout,
-                                  lists_folder, missing_fix, read_data_list)
+from course_sr.data.lists import (MissingDataError, check_scale, find_data_list, find_layout, lists_folder,
+                                  missing_fix, read_data_list)
 from course_sr.data.sample import ensure_sample
 from course_sr.imresize import imresize
 from course_sr.metrics import mean_y_shift, psnr_ssim
@@ -75,7 +75,7 @@ from course_sr.results.inference import super_resolve_uint8
 from course_sr.results.specs import DEPRECATED_ORDER, read_checkpoint_spec
 from course_sr.unpaired.data import degrade_image
 from course_sr.unpaired.degradations import PRESETS, Degradation
-from course_sr.utils import convert_image, load_image
+from course_sr.utils import IMAGE_EXTENSIONS, convert_image, load_image
 
 CONVENTION = ("PSNR (dB) / SSIM on Y of MATLAB rgb2ycbcr (not rounded), {scale} px shaved from each border; "
               "SSIM of Wang et al. 2004 (11x11 Gaussian, sigma 1.5, L=255, valid window); SR rounded to "
@@ -169,7 +169,8 @@ def bicubic_bases(checkpoints) -> list[str]:
     """``["torch-bicubic"]`` when any of these checkpoints holds a ``bicubic_residual`` network
     (a table should then show the base it adds to beside MATLAB bicubic), else ``[]``."""
     for path in checkpoints:
-        if load_checkpoint(path).get("config", {}).get("bicubic_residual"):
+        # a metadata read (the config only): evaluate's load_generator reads and verifies the weights
+        if load_checkpoint(path, verify=False).get("config", {}).get("bicubic_residual"):
             return ["torch-bicubic"]
     return []
 

@@ -20,11 +20,10 @@ import argparse
 import json
 import re
 
-from course_sr.results.rating_pack import (KEY_DIR, KEY_NAME, SEED_NAME, TEMPLATE_NAME,  # noqa: F401 - public here
-                                           PackExistsError, PackWriteError, RatingError, RatingFileError,
-                                           make_rating_pack)
-from course_sr.results.rating_score import (SCORES, format_scores, json_safe, mean_ci95,  # noqa: F401 - public here
-                                            read_key, read_sheet, score_ratings, simulate_ratings)
+from course_sr.results.rating_pack import (KEY_DIR, SEED_NAME, PackExistsError, PackWriteError,  # noqa: F401 - public here
+                                           RatingError, make_rating_pack)
+from course_sr.results.rating_score import (format_scores, json_safe, mean_ci95, read_key,  # noqa: F401 - public here
+                                            score_ratings, simulate_ratings)
 from course_sr.results.specs import MethodSpecError, split_name_path
 
 

@@ -50,14 +50,13 @@ from course_sr.plumbing.errors import naming, user_errors
 from course_sr.plumbing.records import plot_histories, plot_history
 from course_sr.results.evaluate import CONVENTION
 from course_sr.results.explain import fmt as _fmt
-from course_sr.results.explain import results_notes, schedule_lines  # noqa: F401 - schedule_lines: public here too
+from course_sr.results.explain import results_notes, schedule_lines
 from course_sr.results.markdown_html import markdown_to_html
-from course_sr.results.report_inputs import (RunInfo, find_checkpoint, find_sheets,  # noqa: F401 - public here too
-                                             load_run, newest_sample, read_summary, unique_run_names)
-from course_sr.results.report_tables import (PUBLISHED_BICUBIC_X4, SET_ORDER,  # noqa: F401 - public here too
-                                             best_per_stage, differing_settings, last_value, markdown_table,
-                                             overlay_keys, planned_iterations, progress_text, results_table,
-                                             run_settings, same_setting)
+from course_sr.results.report_inputs import (find_sheets, load_run, newest_sample,  # noqa: F401 - public here too
+                                             read_summary, unique_run_names)
+from course_sr.results.report_tables import (PUBLISHED_BICUBIC_X4, best_per_stage,  # noqa: F401 - public here too
+                                             differing_settings, last_value, markdown_table, overlay_keys,
+                                             progress_text, results_table, run_settings, same_setting)
 
 STUDENT_BEGIN = "<!-- student:begin (kept when the report is regenerated: write between these markers) -->"
 STUDENT_END = "<!-- student:end -->"
