@@ -70,14 +70,13 @@ from course_sr.data.listfiles import check_listed_files, find_data_list, list_pa
 # The batch stream (sampler + shared-ring loader) is its own idea: course_sr/data/loader.py. Its names
 # stay importable from here, where course material and older code look for them.
 from course_sr.data.loader import ResumableBatchSampler, TrainLoader, make_train_loader  # noqa: F401
-from course_sr.data.store import CACHE_MODES, ImageStore
+from course_sr.data.store import _GB, CACHE_MODES, ImageStore
 from course_sr.imresize import matlab_lr
 from course_sr.plumbing.errors import UserError
 from course_sr.utils import config_get, load_image
 
 log = logging.getLogger(__name__)
 
-_GB = 1e9
 
 
 # --------------------------------------------------------------------------------------

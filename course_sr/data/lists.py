@@ -27,11 +27,9 @@ import re
 from pathlib import Path
 
 from course_sr.data.listfiles import (  # noqa: F401  (re-exported: callers import them from here)
-    LISTS_FOLDER, DataListError, MissingDataError, canonical_dir, check_listed_files, check_splits,
-    find_data_list, list_path, lists_folder, missing_fix, read_data_list, row_count, write_data_list)
-from course_sr.data.splits import (  # noqa: F401  (re-exported, as above)
-    BENCHMARK_SETS, DOWNLOAD_GROUPS, SPLITS, STANDARD_SPLITS, UNPAIRED_SPLITS, Layout, find_dir, find_layout,
-    layouts)
+    MissingDataError, canonical_dir, check_listed_files, check_splits, find_data_list, list_path, lists_folder,
+    missing_fix, read_data_list, row_count, write_data_list)
+from course_sr.data.splits import SPLITS, Layout, find_layout, layouts  # noqa: F401  (re-exported, as above)
 from course_sr.imresize import matlab_lr
 from course_sr.plumbing.errors import UserError, user_errors
 from course_sr.utils import IMAGE_EXTENSIONS, load_image, save_image

@@ -6,7 +6,7 @@ any iteration or sample position, each of R processes its share of every global 
 one, e.g. ``course_sr.datasets.SRDataset``) straight into a shared ring of batch buffers allocated
 once. Works for any dataset whose items are tuples of fixed-shape float32 tensors (the CycleSR
 unpaired dataset uses it too). The stream is the batch sampler's: a stock DataLoader over the
-same sampler yields the same batches (``tests/test_loader.py``).
+same sampler yields the same batches (``tests/data/test_loader.py``).
 
 Why a ring and not a stock DataLoader (issue 14: the ring had to earn its place, kept only at
 >= 1.5x): ``python benchmarks/bench_data.py --compare-loaders --rounds 6 --batches 1000``, the

@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from course_sr.data.listfiles import write_data_list
+from course_sr.data.listfiles import list_path, lists_folder, row_count, write_data_list
 from course_sr.imresize import matlab_lr
 from course_sr.plumbing.errors import user_errors
 from course_sr.utils import file_sha256, save_image
@@ -217,8 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         root = ensure_sample(args.root, force=args.force)
     print(f"sample root: {root}")
     for split in SPLITS:
-        path = root / "data_lists" / f"{split}_images.csv"
-        n = sum(1 for _ in open(path, encoding="utf-8"))
-        print(f"  {split}: {n} images, list {path}")
+        path = list_path(lists_folder(root), split)
+        print(f"  {split}: {row_count(path)} images, list {path}")
     print(f"use it with: data_root={root}  csv_folder={root / 'data_lists'}")
     return 0
