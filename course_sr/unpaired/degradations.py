@@ -129,6 +129,13 @@ PRESETS: dict[str, Degradation] = {
 }
 
 
+def _preset(name: str) -> Degradation:
+    """``PRESETS[name]``, or one clear error naming the presets (also for ``{"preset": ...}``)."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown degradation preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
 def get_degradation(spec: "str | Mapping[str, Any] | Degradation | None",
                     scale: int | None = None) -> Degradation | None:
     """Resolve a config value to a ``Degradation`` (None stays None: no synthetic degradation).
@@ -141,14 +148,12 @@ def get_degradation(spec: "str | Mapping[str, Any] | Degradation | None",
     if spec is None:
         return None
     if isinstance(spec, str):
-        if spec not in PRESETS:
-            raise KeyError(f"unknown degradation preset {spec!r}; choose one of {sorted(PRESETS)}")
-        out = PRESETS[spec]
+        out = _preset(spec)
     elif isinstance(spec, Degradation):
         out = spec
     elif isinstance(spec, Mapping):
         fields = dict(spec)
-        base = PRESETS[fields.pop("preset")] if "preset" in fields else Degradation(sigma=1.0)
+        base = _preset(fields.pop("preset")) if "preset" in fields else Degradation(sigma=1.0)
         unknown = set(fields) - {f.name for f in dataclasses.fields(Degradation)}
         if unknown:
             raise KeyError(f"unknown degradation field(s) {sorted(unknown)}")
